@@ -1,0 +1,22 @@
+//! Command-line interface: clap commands and rendering. The only layer that prints.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// ferry: deploy NixOS networks to fleets of machines.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Parse the command line, run the command and map its outcome to an exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {}
+}

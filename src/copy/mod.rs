@@ -1,0 +1,1 @@
+//! (copy layer: not written yet.)

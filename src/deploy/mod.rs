@@ -1,0 +1,1 @@
+//! (deploy layer: not written yet.)

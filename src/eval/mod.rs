@@ -1,0 +1,1 @@
+//! (eval layer: not written yet.)

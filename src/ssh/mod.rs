@@ -1,0 +1,1 @@
+//! (ssh layer: not written yet.)

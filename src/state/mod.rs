@@ -1,0 +1,1 @@
+//! (state layer: not written yet.)
