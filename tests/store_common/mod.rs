@@ -101,8 +101,9 @@ impl Rng {
 
 /// Write a random tree with every node type at `path`; `depth` bounds nesting.
 pub fn random_tree(rng: &mut Rng, path: &Path, depth: u32) {
+    // At the depth limit only leaves (file or symlink).
     let kind = if depth == 0 {
-        rng.below(3)
+        rng.below(2)
     } else {
         rng.below(5)
     };
@@ -112,7 +113,7 @@ pub fn random_tree(rng: &mut Rng, path: &Path, depth: u32) {
                 0 => rng.below(17) as usize,
                 1 => rng.below(5000) as usize,
                 2 => 0,
-                _ => rng.below(200_000) as usize,
+                _ => rng.below(100_000) as usize,
             };
             std::fs::write(path, rng.bytes(size)).unwrap();
             let mode = if rng.below(3) == 0 { 0o755 } else { 0o644 };
