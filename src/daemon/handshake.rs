@@ -113,6 +113,7 @@ pub fn decode_server_info(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -9,18 +9,30 @@
 //!
 //! The protocol versions per Nix release are in [`version`].
 
+pub mod client;
+pub mod closure;
+pub mod framed;
 pub mod handshake;
 pub mod op;
+pub mod proto;
 pub mod stderr;
 pub mod version;
 pub mod wire;
 
+pub use client::{DaemonClient, LocalClient, NarReader, socket_path};
+pub use closure::closure;
 pub use handshake::{ServerInfo, Trust};
 pub use op::Op;
+pub use proto::{
+    BasicDerivation, BuildMode, BuildResult, BuildStatus, ClientSettings, ContentAddressMethod,
+    DerivationOutput, DerivedPath, KeyedBuildResult, Missing, OutputsSpec,
+};
 pub use stderr::{ActivityType, Field, Progress, ResultType, Verbosity};
 pub use version::ProtocolVersion;
 
 use std::path::PathBuf;
+
+use crate::store::StorePath;
 
 /// An error the daemon reported for an operation (`STDERR_ERROR`).
 ///
@@ -82,6 +94,16 @@ pub enum Error {
     Poisoned,
     #[error("{op}: {message}")]
     Invalid { op: Op, message: String },
+    #[error("{op}: cannot write the NAR to its destination")]
+    Sink {
+        op: Op,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{op}: path '{path}' is not valid")]
+    InvalidPath { op: Op, path: StorePath },
+    #[error("{op}: the NAR of {path} does not match its narHash")]
+    NarMismatch { op: Op, path: StorePath },
     #[error("{op}: cannot read the data to upload")]
     Source {
         op: Op,

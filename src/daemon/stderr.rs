@@ -302,6 +302,7 @@ pub fn strip_ansi(s: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::wire::{DecodeError, Encoder};
     use super::*;

@@ -110,6 +110,7 @@ impl fmt::Display for ProtocolVersion {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -257,6 +257,7 @@ pub fn frame_header(len: usize) -> [u8; 8] {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
