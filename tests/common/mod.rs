@@ -83,7 +83,10 @@ impl Daemon {
         let socket = dir.path().join("socket");
         let conf_dir = write_conf(dir.path(), extra_conf);
         let nix_root = dir.path().join("nix");
-        std::fs::create_dir_all(&nix_root).unwrap();
+        // The state dir must exist: otherwise the daemon's workers find no local store and, with
+        // NIX_DAEMON_SOCKET_PATH set, connect to their own socket.
+        std::fs::create_dir_all(nix_root.join("var/nix")).unwrap();
+        std::fs::create_dir_all(nix_root.join("store")).unwrap();
         let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
         // unshare and sh exec into nix-daemon, so the child's pid is the daemon's.
         let child = Command::new("unshare")
