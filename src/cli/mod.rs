@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod logging;
+pub mod path_info;
+
 /// ferry: deploy NixOS networks to fleets of machines.
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about)]
@@ -13,10 +16,16 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Show information about store paths, like `nix path-info`.
+    PathInfo(path_info::PathInfoArgs),
+}
 
 /// Parse the command line, run the command and map its outcome to an exit code.
 pub fn run() -> ExitCode {
+    logging::init();
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::PathInfo(args) => path_info::run(args),
+    }
 }
