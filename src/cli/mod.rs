@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod nix_eval;
+
 /// ferry: deploy NixOS networks to fleets of machines.
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about)]
@@ -13,10 +15,15 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Evaluate a Nix file or expression like `nix-instantiate --eval`.
+    NixEval(nix_eval::NixEvalArgs),
+}
 
 /// Parse the command line, run the command and map its outcome to an exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::NixEval(args) => nix_eval::run(args),
+    }
 }
