@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod logging;
 pub mod path_info;
+pub mod nix_eval;
 
 /// ferry: deploy NixOS networks to fleets of machines.
 #[derive(Debug, Parser)]
@@ -19,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Show information about store paths, like `nix path-info`.
     PathInfo(path_info::PathInfoArgs),
+    /// Evaluate a Nix file or expression like `nix-instantiate --eval`.
+    NixEval(nix_eval::NixEvalArgs),
 }
 
 /// Parse the command line, run the command and map its outcome to an exit code.
@@ -27,5 +30,6 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::PathInfo(args) => path_info::run(args),
+        Command::NixEval(args) => nix_eval::run(args),
     }
 }
