@@ -4,7 +4,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod eval;
+pub mod lint;
 pub mod nix_eval;
+pub mod render;
 
 /// ferry: deploy NixOS networks to fleets of machines.
 #[derive(Debug, Parser)]
@@ -18,6 +21,10 @@ pub struct Cli {
 pub enum Command {
     /// Evaluate a Nix file or expression like `nix-instantiate --eval`.
     NixEval(nix_eval::NixEvalArgs),
+    /// Discover a NixOps network and print each machine's deployment options.
+    Eval(eval::EvalArgs),
+    /// Check network files: syntax, scopes, secrets, and the deployment options.
+    Lint(lint::LintArgs),
 }
 
 /// Parse the command line, run the command and map its outcome to an exit code.
@@ -25,5 +32,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::NixEval(args) => nix_eval::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Lint(args) => lint::run(args),
     }
 }
