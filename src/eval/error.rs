@@ -60,15 +60,30 @@ pub struct EvalError {
     pub span: Option<Span>,
     /// Innermost first, a few entries at most.
     pub trace: Vec<(String, Span)>,
+    /// Position before it is resolved to a [`Span`] (when the error leaves the evaluator).
+    pub(crate) pos: Option<super::Pos>,
+    /// A second position, e.g. the first definition of a duplicate attribute.
+    pub(crate) secondary: Option<super::Pos>,
+    pub(crate) trace_pos: Vec<(String, super::Pos)>,
 }
 
 impl EvalError {
+    pub(crate) fn at(mut self, pos: super::Pos) -> EvalError {
+        if self.pos.is_none() {
+            self.pos = Some(pos);
+        }
+        self
+    }
+
     pub fn new(kind: EvalErrorKind, message: impl Into<String>) -> EvalError {
         EvalError {
             kind,
             message: message.into(),
             span: None,
             trace: Vec::new(),
+            pos: None,
+            secondary: None,
+            trace_pos: Vec::new(),
         }
     }
 }
