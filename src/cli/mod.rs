@@ -6,7 +6,10 @@ use clap::{Parser, Subcommand};
 
 pub mod logging;
 pub mod path_info;
+pub mod eval;
+pub mod lint;
 pub mod nix_eval;
+pub mod render;
 
 /// ferry: deploy NixOS networks to fleets of machines.
 #[derive(Debug, Parser)]
@@ -22,6 +25,10 @@ pub enum Command {
     PathInfo(path_info::PathInfoArgs),
     /// Evaluate a Nix file or expression like `nix-instantiate --eval`.
     NixEval(nix_eval::NixEvalArgs),
+    /// Discover a NixOps network and print each machine's deployment options.
+    Eval(eval::EvalArgs),
+    /// Check network files: syntax, scopes, secrets, and the deployment options.
+    Lint(lint::LintArgs),
 }
 
 /// Parse the command line, run the command and map its outcome to an exit code.
@@ -31,5 +38,7 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::PathInfo(args) => path_info::run(args),
         Command::NixEval(args) => nix_eval::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Lint(args) => lint::run(args),
     }
 }
