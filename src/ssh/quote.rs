@@ -7,6 +7,10 @@
 /// The prompt ferry asks sudo to print; seeing it on stderr means "send the password now".
 pub const SUDO_PROMPT_MARKER: &str = "[ferry-sudo-password-prompt]";
 
+/// Printed on stderr by the escalated shell before the command runs (when a password may be sent): from then
+/// on stdin belongs to the command, so a deferred EOF can be sent and no password is ever written.
+pub const SUDO_STARTED_MARKER: &str = "[ferry-sudo-started]";
+
 /// Quotes one word for a POSIX shell: unchanged if it only has safe characters, else single-quoted.
 pub fn quote_word(word: &str) -> String {
     let safe = !word.is_empty()
@@ -58,7 +62,12 @@ impl Escalation {
                 words.push(SUDO_PROMPT_MARKER.into());
             }
         }
-        words.extend(["sh".to_string(), "-c".to_string(), script.to_string()]);
+        let script = if with_password && self.is_sudo() {
+            format!("printf '%s\\n' '{SUDO_STARTED_MARKER}' >&2; {script}")
+        } else {
+            script.to_string()
+        };
+        words.extend(["sh".to_string(), "-c".to_string(), script]);
         quote_command(&words)
     }
 
@@ -90,7 +99,7 @@ mod tests {
         assert_eq!(e.wrap("id -u", false), "sudo -H -- sh -c 'id -u'");
         assert_eq!(
             e.wrap("id -u", true),
-            "sudo -S -p '[ferry-sudo-password-prompt]' -H -- sh -c 'id -u'"
+            r#"sudo -S -p '[ferry-sudo-password-prompt]' -H -- sh -c 'printf '\''%s\n'\'' '\''[ferry-sudo-started]'\'' >&2; id -u'"#
         );
         let doas = Escalation {
             command: vec!["doas".into()],

@@ -27,7 +27,7 @@ use super::config::{HostConfig, SshConfig, StrictHostKeyChecking, home_dir};
 use super::error::{Error, Result};
 use super::keys::load_private_key;
 use super::known_hosts::{self, Verdict, fingerprint};
-use super::quote::{Escalation, SUDO_PROMPT_MARKER};
+use super::quote::{Escalation, SUDO_PROMPT_MARKER, SUDO_STARTED_MARKER};
 use super::stream::SshStream;
 
 /// `[user@]host[:port]`, as given on the command line or in a network file.
@@ -1044,6 +1044,10 @@ pub struct RemoteProcess {
     finished: bool,
     sudo_password: Option<String>,
     sudo_prompts: u32,
+    /// EOF on stdin was requested before sudo asked for the password: send it right after the password.
+    eof_after_password: bool,
+    /// The escalated command is running (its marker was seen): stdin and stderr are the command's.
+    sudo_started: bool,
 }
 
 impl std::fmt::Debug for RemoteProcess {
@@ -1065,6 +1069,8 @@ impl RemoteProcess {
             finished: false,
             sudo_password: None,
             sudo_prompts: 0,
+            eof_after_password: false,
+            sudo_started: false,
         }
     }
 
@@ -1129,30 +1135,50 @@ impl RemoteProcess {
         }
     }
 
-    /// Strips sudo's prompt from stderr and answers it (once) with the password.
+    /// Strips sudo's prompt from stderr and answers it (once) with the password; strips the "started" marker
+    /// and sends a deferred EOF once the command runs.
     async fn handle_sudo_prompt(&mut self, data: Bytes) -> Result<Option<Bytes>> {
-        let Some(password) = self.sudo_password.as_deref() else {
-            return Ok(Some(data));
-        };
-        let text = String::from_utf8_lossy(&data);
-        if !text.contains(SUDO_PROMPT_MARKER) {
+        if self.sudo_password.is_none() || self.sudo_started {
             return Ok(Some(data));
         }
-        self.sudo_prompts += 1;
-        if self.sudo_prompts > 1 {
-            return Err(Error::Escalation {
-                host: self.host.clone(),
-                reason: "sudo rejected the password".into(),
-            });
+        let mut text = String::from_utf8_lossy(&data).into_owned();
+        if text.contains(SUDO_PROMPT_MARKER) {
+            self.sudo_prompts += 1;
+            if self.sudo_prompts > 1 {
+                return Err(Error::Escalation {
+                    host: self.host.clone(),
+                    reason: "sudo rejected the password".into(),
+                });
+            }
+            let mut line = self
+                .sudo_password
+                .as_deref()
+                .unwrap_or_default()
+                .as_bytes()
+                .to_vec();
+            line.push(b'\n');
+            self.channel
+                .data_bytes(line)
+                .await
+                .map_err(|_| self.lost("sending the sudo password"))?;
+            text = text.replace(SUDO_PROMPT_MARKER, "");
         }
-        let mut line = password.as_bytes().to_vec();
-        line.push(b'\n');
-        self.channel
-            .data_bytes(line)
-            .await
-            .map_err(|_| self.lost("sending the sudo password"))?;
-        let rest = text.replace(SUDO_PROMPT_MARKER, "");
-        Ok((!rest.is_empty()).then(|| Bytes::from(rest.into_bytes())))
+        let started = format!("{SUDO_STARTED_MARKER}\n");
+        if text.contains(&started) {
+            self.sudo_started = true;
+            // Never keep the password around longer than needed.
+            self.sudo_password = None;
+            text = text.replacen(&started, "", 1);
+            if self.eof_after_password {
+                self.eof_after_password = false;
+                let _ = self.channel.eof().await;
+            }
+        }
+        // sudo prints a newline after reading the password from stdin; it is not the command's output.
+        if self.sudo_prompts == 1 && !self.sudo_started && text == "\n" {
+            text.clear();
+        }
+        Ok((!text.is_empty()).then(|| Bytes::from(text.into_bytes())))
     }
 
     /// Writes to the command's stdin.
@@ -1164,7 +1190,12 @@ impl RemoteProcess {
     }
 
     /// Sends EOF on stdin.
-    pub async fn close_stdin(&self) -> Result<()> {
+    pub async fn close_stdin(&mut self) -> Result<()> {
+        if self.sudo_password.is_some() && !self.sudo_started {
+            // sudo may still read the password from stdin: closing it now would starve it.
+            self.eof_after_password = true;
+            return Ok(());
+        }
         self.channel
             .eof()
             .await
@@ -1189,7 +1220,7 @@ impl RemoteProcess {
 
     /// Closes stdin and collects all output. For small outputs; stream big ones with `next_event`.
     pub async fn wait_with_output(mut self) -> Result<Output> {
-        let _ = self.channel.eof().await;
+        let _ = self.close_stdin().await;
         let mut out = Output {
             stdout: Vec::new(),
             stderr: Vec::new(),

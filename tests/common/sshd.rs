@@ -50,7 +50,7 @@ impl Sshd {
         Self::start_with("")
     }
 
-    /// Starts sshd with extra `sshd_config` lines.
+    /// Starts sshd with extra `sshd_config` lines (they come first, so they win: sshd keeps the first value).
     pub fn start_with(extra_config: &str) -> Sshd {
         assert!(
             rustix::process::geteuid().is_root(),
@@ -76,11 +76,10 @@ impl Sshd {
         std::fs::write(
             &config,
             format!(
-                "HostKey {hk}\nAuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\n\
+                "{extra_config}\nHostKey {hk}\nAuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\n\
                  ListenAddress 127.0.0.1\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
                  PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n\
-                 MaxSessions 200\nMaxStartups 200\nMaxAuthTries 20\nAllowTcpForwarding yes\nLogLevel ERROR\n\
-                 {extra_config}\n",
+                 MaxSessions 200\nMaxStartups 200\nMaxAuthTries 20\nAllowTcpForwarding yes\nLogLevel ERROR\n",
                 hk = host_key.display(),
                 d = d.display(),
             ),
@@ -321,4 +320,50 @@ impl SilentListener {
             _listener: listener,
         }
     }
+}
+
+/// The non-root account used by the `targetUser` / sudo tests, and its sudo password.
+pub const TEST_USER: &str = "ferry-test";
+pub const TEST_USER_PASSWORD: &str = "ferry-test-sudo-pw";
+
+/// Creates [`TEST_USER`] (a normal account that may sudo with its password) if it does not exist. It logs
+/// in with the same authorized_keys as root (the sshd's `AuthorizedKeysFile` is shared).
+pub fn ensure_test_user() {
+    static ONCE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut done = ONCE.lock().unwrap_or_else(|p| p.into_inner());
+    if *done {
+        return;
+    }
+    let exists = Command::new("id")
+        .arg(TEST_USER)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    if !exists {
+        let st = Command::new("useradd")
+            .args(["-m", "-s", "/bin/sh", TEST_USER])
+            .status()
+            .unwrap();
+        // 9: created meanwhile by another test process.
+        assert!(st.success() || st.code() == Some(9), "useradd failed");
+    }
+    let mut chpasswd = Command::new("chpasswd")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    chpasswd
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{TEST_USER}:{TEST_USER_PASSWORD}\n").as_bytes())
+        .unwrap();
+    assert!(chpasswd.wait().unwrap().success());
+    std::fs::write(
+        "/etc/sudoers.d/ferry-test",
+        format!("{TEST_USER} ALL=(ALL) ALL\nDefaults:{TEST_USER} timestamp_timeout=0\n"),
+    )
+    .unwrap();
+    *done = true;
 }
