@@ -636,9 +636,12 @@ where
         r
     }
 
-    /// NarFromPath: QueryPathInfo and NarFromPath pipelined in one round trip, then the NAR
-    /// streamed into `sink`. Returns the path's info; fails with [`Error::InvalidPath`] if the
-    /// path is not valid.
+    /// NarFromPath: QueryPathInfo, then the NAR streamed into `sink` (checked against the info).
+    /// Returns the path's info; fails with [`Error::InvalidPath`] if the path is not valid.
+    ///
+    /// The two requests are not pipelined on purpose: a daemon asked for the NAR of an invalid
+    /// path has already sent `STDERR_LAST` when it notices, and then drops the connection. When
+    /// the info is known (e.g. from [`super::closure()`]), use [`Self::nar_from_path_with_info`].
     pub async fn nar_from_path<S>(
         &mut self,
         path: &StorePath,
@@ -647,30 +650,34 @@ where
     where
         S: AsyncWrite + Unpin + ?Sized,
     {
-        let info = self.pipelined_info_for_nar(path).await?;
-        let op = Op::NarFromPath;
-        let r = async {
-            self.rd.stderr_loop(op).await?;
-            let digest = self.rd.copy_raw(op, info.nar_size, sink).await?;
-            check_nar_hash(op, &info, &digest)
-        }
-        .await;
-        if matches!(
-            r,
-            Ok(()) | Err(Error::Daemon(_)) | Err(Error::NarMismatch { .. })
-        ) {
-            self.poisoned = false;
-        }
-        r.map(|()| info)
+        let info = self.info_for_nar(path).await?;
+        self.nar_from_path_with_info(&info, sink).await?;
+        Ok(info)
     }
 
     /// NarFromPath as an `AsyncRead` of exactly the NAR's bytes. The hash is checked when the
     /// last byte is read (a mismatch is an `InvalidData` read error). Dropping the reader early
     /// poisons the connection.
     pub async fn nar_reader(&mut self, path: &StorePath) -> Result<NarReader<'_, R, W>> {
-        let info = self.pipelined_info_for_nar(path).await?;
+        let info = self.info_for_nar(path).await?;
+        self.nar_reader_with_info(info).await
+    }
+
+    /// [`Self::nar_reader`] for a path whose info is known.
+    pub async fn nar_reader_with_info(
+        &mut self,
+        info: ValidPathInfo,
+    ) -> Result<NarReader<'_, R, W>> {
         let op = Op::NarFromPath;
-        if let Err(e) = self.rd.stderr_loop(op).await {
+        self.begin(op)?;
+        let mut e = self.request(op);
+        proto::put_path(&mut e, &info.path);
+        let r = async {
+            self.send(op, e.as_slice()).await?;
+            self.rd.stderr_loop(op).await
+        }
+        .await;
+        if let Err(e) = r {
             if matches!(e, Error::Daemon(_)) {
                 self.poisoned = false;
             }
@@ -684,39 +691,13 @@ where
         })
     }
 
-    /// Send QueryPathInfo ‖ NarFromPath in one write and read the info. On return the NarFromPath
-    /// reply (stderr, then the NAR) is next on the stream and the connection is poisoned.
-    async fn pipelined_info_for_nar(&mut self, path: &StorePath) -> Result<ValidPathInfo> {
-        self.begin(Op::NarFromPath)?;
-        let v = self.version();
-        let mut e = Encoder::new();
-        proto::begin(&mut e, Op::QueryPathInfo);
-        proto::put_path(&mut e, path);
-        proto::begin(&mut e, Op::NarFromPath);
-        proto::put_path(&mut e, path);
-        self.send(Op::QueryPathInfo, e.as_slice()).await?;
-        let op = Op::QueryPathInfo;
-        self.rd.stderr_loop(op).await?;
-        let info = self
-            .rd
-            .decode(op, |d| proto::get_query_path_info_reply(d, path, v))
-            .await?;
-        match info {
-            Some(info) => Ok(info),
-            None => {
-                // NarFromPath of an invalid path fails in the work phase; read that error so the
-                // stream stays in sync.
-                match self.rd.stderr_loop(Op::NarFromPath).await {
-                    Err(Error::Daemon(_)) => self.poisoned = false,
-                    Ok(()) => {}
-                    Err(e) => return Err(e),
-                }
-                Err(Error::InvalidPath {
-                    op: Op::NarFromPath,
-                    path: path.clone(),
-                })
-            }
-        }
+    async fn info_for_nar(&mut self, path: &StorePath) -> Result<ValidPathInfo> {
+        self.query_path_info(path)
+            .await?
+            .ok_or_else(|| Error::InvalidPath {
+                op: Op::NarFromPath,
+                path: path.clone(),
+            })
     }
 
     // ---------------------------------------------------------------- NARs in
@@ -813,7 +794,12 @@ where
                 proto::put_path_info(&mut head, info);
                 fw.write_all(head.as_slice()).await.map_err(io)?;
                 let before = fw.bytes_written();
-                nar_for(info, &mut fw).await?;
+                // A sink error here is a write to *this* connection failing: report it as ours,
+                // so that the daemon's own error (if it sent one) is looked for.
+                nar_for(info, &mut fw).await.map_err(|e| match e {
+                    Error::Sink { source, .. } => Error::Io { op, source },
+                    e => e,
+                })?;
                 let n = fw.bytes_written() - before;
                 if n != info.nar_size {
                     return Err(Error::Invalid {
