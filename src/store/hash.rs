@@ -150,6 +150,11 @@ impl Hash {
         Hash { algo, bytes }
     }
 
+    /// A sha256 hash from its digest (infallible: the length is right by type).
+    pub fn from_sha256(digest: [u8; 32]) -> Hash {
+        Hash::from_exact(HashAlgo::Sha256, &digest)
+    }
+
     /// sha256 of `data`.
     pub fn sha256_of(data: &[u8]) -> Hash {
         Hash::from_exact(HashAlgo::Sha256, &sha2::Sha256::digest(data))
