@@ -140,6 +140,19 @@ fn path_info_recursive_lists_exactly_nix_store_q_r() {
         ],
     );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), nix_plain);
+
+    // A symlink into the store (like ./result) and a path inside a store path resolve to the
+    // store path, as with nix path-info.
+    let link = d.dir.path().join("result");
+    std::os::unix::fs::symlink(&top_s, &link).unwrap();
+    for arg in [
+        link.to_string_lossy().into_owned(),
+        format!("{top_s}/sub/refs"),
+    ] {
+        let out = ferry(&d, &["path-info", &arg]);
+        common::check("ferry", &["path-info", &arg], &out);
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{top_s}\n"));
+    }
 }
 
 #[test]
