@@ -140,6 +140,19 @@ fn path_info_recursive_lists_exactly_nix_store_q_r() {
         ],
     );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), nix_plain);
+
+    // A symlink into the store (like ./result) and a path inside a store path resolve to the
+    // store path, as with nix path-info.
+    let link = d.dir.path().join("result");
+    std::os::unix::fs::symlink(&top_s, &link).unwrap();
+    for arg in [
+        link.to_string_lossy().into_owned(),
+        format!("{top_s}/sub/refs"),
+    ] {
+        let out = ferry(&d, &["path-info", &arg]);
+        common::check("ferry", &["path-info", &arg], &out);
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{top_s}\n"));
+    }
 }
 
 #[test]
@@ -341,6 +354,34 @@ async fn queries_and_small_operations() {
             .unwrap_or("")
             .starts_with("fixed:sha256:")
     );
+
+    // AddSignatures (we are root, hence trusted): the signature is stored, and shows up in both
+    // `nix path-info --json` and ours.
+    let key = ferry::store::signature::SecretKey::generate("ferry-test-sig").unwrap();
+    let sig = key.sign_path_info(&info).unwrap();
+    c.add_signatures(&top, std::slice::from_ref(&sig))
+        .await
+        .unwrap();
+    let info2 = c.query_path_info(&top).await.unwrap().unwrap();
+    assert!(info2.sigs.contains(&sig));
+    let nix_json = run(
+        "nix",
+        &[
+            "--extra-experimental-features",
+            "nix-command",
+            "path-info",
+            "--json",
+            "--option",
+            "substituters",
+            "",
+            &top.to_absolute(),
+        ],
+    );
+    let nix_json: serde_json::Value = serde_json::from_str(&nix_json).unwrap();
+    assert_eq!(nix_json[0]["signatures"][0].as_str(), Some(sig.as_str()));
+    let ours = ferry(&d, &["path-info", "--json", &top.to_absolute()]);
+    let ours: serde_json::Value = serde_json::from_slice(&ours.stdout).unwrap();
+    assert_eq!(ours[0]["signatures"], nix_json[0]["signatures"]);
 
     // SetOptions again, with a higher verbosity.
     let settings = daemon::ClientSettings {

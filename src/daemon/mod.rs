@@ -2,12 +2,35 @@
 //! `AsyncRead + AsyncWrite`.
 //!
 //! Layer: above `store`. Must not know about ssh or any higher layer: the ssh layer hands the
-//! client a byte stream (a russh channel), exactly like the local unix socket.
+//! client a byte stream (a russh channel running `nix-daemon --stdio`), exactly like the local
+//! unix socket.
 //!
-//! The pure core ([`wire`], [`version`], [`op`], [`stderr`], [`handshake`]) turns values into bytes
-//! and bytes into values and never does I/O, so it can be fuzzed and unit-tested without a daemon.
+//! - Pure core, no I/O: [`wire`] (primitives, framing), [`version`] (the Nix release → protocol
+//!   table and one constant per version-gated feature), [`op`] (op codes), [`stderr`] (the
+//!   stderr channel: logs, activities, results, errors), [`handshake`], [`proto`] (request
+//!   encodings and reply decodings of every op). It can be fuzzed and unit-tested without a daemon.
+//! - Tokio shell: [`client::DaemonClient`] (one connection; read the cancellation contract in
+//!   [`client`]), [`framed::FramedWriter`] for uploads, and [`closure`] (requisites in
+//!   dependency order, with pipelined QueryPathInfo).
 //!
-//! The protocol versions per Nix release are in [`version`].
+//! ```no_run
+//! # async fn demo() -> ferry::daemon::Result<()> {
+//! use ferry::daemon::{self, LocalClient};
+//! let mut c = LocalClient::connect_local().await?; // NIX_DAEMON_SOCKET_PATH or the default socket
+//! let root = ferry::store::StorePath::from_absolute_path(
+//!     "/nix/store/dcgxgfrhy8mb76rg8f1djpw23cl3fzmx-a",
+//! ).expect("valid path");
+//! let infos = daemon::closure(&mut c, &[root]).await?; // references first
+//! let mut nar = Vec::new();
+//! c.nar_from_path_with_info(&infos[0], &mut nar).await?; // streamed, validated, hash-checked
+//! # Ok(()) }
+//! ```
+//!
+//! ferry advertises protocol 1.35 and works with 1.21 (Nix 2.3) and newer; it is tested against
+//! Debian's Nix 2.8.0 (1.34). Daemon errors come back as [`DaemonError`] `{ op, message }` with
+//! the ANSI colours stripped; logs go to `tracing` (target `ferry::daemon`); activities and
+//! results become [`Progress`] events on the channel given to
+//! [`DaemonClient::set_progress`].
 
 pub mod client;
 pub mod closure;
@@ -102,6 +125,13 @@ pub enum Error {
     },
     #[error("{op}: path '{path}' is not valid")]
     InvalidPath { op: Op, path: StorePath },
+    #[error("{op}: the NAR of {path} is invalid")]
+    Nar {
+        op: Op,
+        path: StorePath,
+        #[source]
+        source: crate::store::NarError,
+    },
     #[error("{op}: the NAR of {path} does not match its narHash")]
     NarMismatch { op: Op, path: StorePath },
     #[error("{op}: cannot read the data to upload")]
