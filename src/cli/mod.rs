@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod exec;
+pub mod ssh;
+
 /// ferry: deploy NixOS networks to fleets of machines.
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about)]
@@ -13,10 +16,18 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Open a shell on a machine (with a PTY), or run a command there with its exit code passed through.
+    Ssh(ssh::SshArgs),
+    /// Run a command on many machines at once; output prefixed `host> `, summary at the end.
+    Exec(exec::ExecArgs),
+}
 
 /// Parse the command line, run the command and map its outcome to an exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Ssh(args) => ssh::run(args),
+        Command::Exec(args) => exec::run(args),
+    }
 }
