@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 
 pub mod exec;
 pub mod ssh;
+pub mod logging;
+pub mod path_info;
 
 /// ferry: deploy NixOS networks to fleets of machines.
 #[derive(Debug, Parser)]
@@ -21,13 +23,17 @@ pub enum Command {
     Ssh(ssh::SshArgs),
     /// Run a command on many machines at once; output prefixed `host> `, summary at the end.
     Exec(exec::ExecArgs),
+    /// Show information about store paths, like `nix path-info`.
+    PathInfo(path_info::PathInfoArgs),
 }
 
 /// Parse the command line, run the command and map its outcome to an exit code.
 pub fn run() -> ExitCode {
+    logging::init();
     let cli = Cli::parse();
     match cli.command {
         Command::Ssh(args) => ssh::run(args),
         Command::Exec(args) => exec::run(args),
+        Command::PathInfo(args) => path_info::run(args),
     }
 }
