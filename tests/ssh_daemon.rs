@@ -120,8 +120,7 @@ async fn add_to_store_nar_into_a_private_store_over_ssh() {
     // The target's own nix-store agrees, and its store verifies clean.
     let out = session
         .exec(&in_target(&format!(
-            "NIX_REMOTE=local nix-store --verify --check-contents && NIX_REMOTE=local nix-store --check-validity {path}",
-            path = path
+            "NIX_REMOTE=local nix-store --verify --check-contents && NIX_REMOTE=local nix-store --check-validity {path}"
         )))
         .await
         .unwrap()
