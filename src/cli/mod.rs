@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod exec;
+pub mod ssh;
 pub mod logging;
 pub mod path_info;
 pub mod eval;
@@ -21,6 +23,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open a shell on a machine (with a PTY), or run a command there with its exit code passed through.
+    Ssh(ssh::SshArgs),
+    /// Run a command on many machines at once; output prefixed `host> `, summary at the end.
+    Exec(exec::ExecArgs),
     /// Show information about store paths, like `nix path-info`.
     PathInfo(path_info::PathInfoArgs),
     /// Evaluate a Nix file or expression like `nix-instantiate --eval`.
@@ -36,6 +42,8 @@ pub fn run() -> ExitCode {
     logging::init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Ssh(args) => ssh::run(args),
+        Command::Exec(args) => exec::run(args),
         Command::PathInfo(args) => path_info::run(args),
         Command::NixEval(args) => nix_eval::run(args),
         Command::Eval(args) => eval::run(args),
