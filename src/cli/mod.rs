@@ -9,12 +9,16 @@ pub mod create;
 pub mod delete;
 pub mod deployments;
 pub mod destroy;
+pub mod eval;
 pub mod export;
 pub mod import;
 pub mod import_nixops;
 pub mod info;
+pub mod lint;
 pub mod list;
 pub mod modify;
+pub mod nix_eval;
+pub mod render;
 pub mod ssh_key;
 
 /// ferry: deploy NixOS networks to fleets of machines.
@@ -57,6 +61,12 @@ pub enum Command {
     SshKey(ssh_key::SshKeyArgs),
     /// Create deployments from a NixOps state file.
     ImportNixops(import_nixops::ImportNixopsArgs),
+    /// Evaluate a Nix file or expression like `nix-instantiate --eval`.
+    NixEval(nix_eval::NixEvalArgs),
+    /// Discover a NixOps network and print each machine's deployment options.
+    Eval(eval::EvalArgs),
+    /// Check network files: syntax, scopes, secrets, and the deployment options.
+    Lint(lint::LintArgs),
 }
 
 /// Parse the command line, run the command and map its outcome to an exit code.
@@ -74,5 +84,8 @@ pub fn run() -> ExitCode {
         Command::Import(args) => import::run(state, args),
         Command::SshKey(args) => ssh_key::run(state, args),
         Command::ImportNixops(args) => import_nixops::run(state, args),
+        Command::NixEval(args) => nix_eval::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Lint(args) => lint::run(args),
     }
 }

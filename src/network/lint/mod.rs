@@ -1,0 +1,90 @@
+//! `ferry lint`'s rules. Static rules (syntax, scopes, imports, secrets, root's keys) run on each file's
+//! syntax tree without evaluating anything; option rules (evaluation errors, unknown options, types,
+//! duplicate hosts, key sources and permissions) come from [`super::discover`].
+
+pub mod rules;
+pub mod scope;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use crate::syntax::{Code, Diagnostic, parse_file};
+
+use super::ast::bindings;
+use super::discover::{DiscoverOptions, discover, find_nixpkgs};
+use super::{Error, Result};
+
+/// How to lint.
+#[derive(Clone, Debug, Default)]
+pub struct LintOptions {
+    pub discover: DiscoverOptions,
+    /// Evaluate the network for the option rules (on by default in the CLI).
+    pub evaluate: bool,
+}
+
+/// The static rules on one file's text.
+pub fn lint_source(path: &Path, text: &str) -> Vec<Diagnostic> {
+    let parsed = parse_file(path, text);
+    let mut out = parsed.errors;
+    let b = bindings(&parsed.root);
+    out.extend(scope::check(path, &parsed.root));
+    rules::imports(path, &parsed.root, &b, &mut out);
+    rules::secrets(path, &b, &mut out);
+    sort(&mut out);
+    out
+}
+
+fn sort(d: &mut Vec<Diagnostic>) {
+    d.sort_by(|a, b| {
+        (&a.file, a.range.as_ref().map(|r| r.start), a.code).cmp(&(
+            &b.file,
+            b.range.as_ref().map(|r| r.start),
+            b.code,
+        ))
+    });
+    d.dedup();
+}
+
+/// Lints a network: the static rules on every file it reaches, then the option rules.
+pub fn lint(files: &[PathBuf], opts: &LintOptions) -> Result<Vec<Diagnostic>> {
+    if files.is_empty() {
+        return Err(Error::NoFiles);
+    }
+    let mut out = Vec::new();
+    let mut linted = HashSet::new();
+    let mut parse_failed = false;
+    for f in files {
+        let abs = std::path::absolute(f).map_err(|source| Error::Io {
+            path: f.clone(),
+            source,
+        })?;
+        let text = std::fs::read_to_string(&abs).map_err(|source| Error::Io {
+            path: abs.clone(),
+            source,
+        })?;
+        let d = lint_source(&abs, &text);
+        parse_failed |= d.iter().any(|d| d.code == Code::ParseError);
+        out.extend(d);
+        linted.insert(abs);
+    }
+    if opts.evaluate && !parse_failed {
+        let discovery = discover(files, &opts.discover)?;
+        let nixpkgs = find_nixpkgs(&opts.discover.eval.search_path);
+        for f in &discovery.files {
+            // nixpkgs' own modules are not the user's to fix.
+            if linted.contains(f)
+                || f.starts_with("/nix/store")
+                || nixpkgs.as_ref().is_some_and(|n| f.starts_with(n))
+            {
+                continue;
+            }
+            if let Ok(text) = std::fs::read_to_string(f) {
+                out.extend(lint_source(f, &text));
+            }
+            linted.insert(f.clone());
+        }
+        out.extend(discovery.diagnostics);
+    }
+    sort(&mut out);
+    Ok(out)
+}

@@ -1,0 +1,1 @@
+{ web = { deployment.targetHost = "10.0.0.1" }; }

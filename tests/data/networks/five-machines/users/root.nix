@@ -1,0 +1,7 @@
+{ ... }:
+
+{
+  users.users.root = {
+    openssh.authorizedKeys.keyFiles = [ ../keys/operator.pub ];
+  };
+}
