@@ -2,22 +2,22 @@
 //! `ssh-key`, `import-nixops`) share: the `-d` option, opening the state file, the deployment lock, argument
 //! parsing, NixOps-style tables, and the machine discovery seam. Part of the cli layer.
 //!
-//! Machine discovery ([`discover`]) is a stopgap until the network layer lands: it asks the real
-//! `nix-instantiate` for the machines of the network files and their `deployment.targetHost`, `tags` and
-//! `targetEnv`, calling each machine module with placeholder arguments. It does not follow `imports`, so a
-//! `deployment.*` option set in an imported module is not seen (the machine still is). Replacing it is one
-//! function: keep the signature, call `crate::network` instead.
+//! Machine discovery goes through one function, [`discover`], which calls the network layer
+//! (`crate::network::discover`, ferry's own evaluator) with the deployment's recorded arguments and search path.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use serde::Serialize;
 
+use super::render::{Sources, render_human};
+use crate::eval::{AutoArg, EvalOptions, SearchPathEntry};
+use crate::network::{self, DiscoverOptions};
 use crate::state::{self, Arg, ArgKind, Deployment, DeploymentLock, OpenMode, State};
 
 /// `-d/--deployment`, with NixOps's defaults: `FERRY_DEPLOYMENT`, else the only deployment.
@@ -204,131 +204,75 @@ pub fn check_files_exist(d: &Deployment) -> Result<()> {
 }
 
 /// A machine as the network files define it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MachineSpec {
     pub name: String,
-    /// `deployment.targetHost`, defaulting to the machine name as in NixOps.
+    /// `deployment.targetHost` (the machine name unless set, as in NixOps).
     pub target_host: String,
     /// `deployment.tags`.
-    #[serde(default)]
     pub tags: Vec<String>,
-    /// `deployment.targetEnv` (`none` unless set).
-    pub target_env: String,
 }
 
 /// What [`discover`] finds in the network files.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetworkInfo {
-    /// `network.description`.
+    /// `network.description`, when the network sets one.
     pub description: Option<String>,
     pub machines: Vec<MachineSpec>,
 }
 
-/// The driver expression for the `nix-instantiate` stopgap. Files and string arguments come in as JSON strings
-/// (any path is safe that way); `--arg` expressions are spliced in as the user wrote them, as NixOps does.
-const DRIVER: &str = r#"
-{ filesJSON, strArgsJSON }:
-let
-  files = builtins.fromJSON filesJSON;
-  args = exprArgs // builtins.fromJSON strArgsJSON;
-  load = f:
-    let v = import (if builtins.substring 0 1 f == "<" then builtins.findFile builtins.nixPath
-                      (builtins.substring 1 (builtins.stringLength f - 2) f) else /. + f);
-    in if builtins.isFunction v then v args else v;
-  nets = map load files;
-  merged = builtins.foldl' (a: b: a // b) {} nets;
-  reserved = [ "network" "defaults" "resources" "require" "_file" ];
-  names = builtins.filter (n: !(builtins.elem n reserved)) (builtins.attrNames merged);
-  fake = name: { inherit name; config = {}; options = {}; pkgs = {}; lib = {}; nodes = {}; resources = {};
-                 modulesPath = "/"; uuid = ""; deploymentName = ""; };
-  call = name: m:
-    if builtins.isFunction m then
-      let fa = builtins.functionArgs m;
-      in m (builtins.mapAttrs (_: _: null) fa // builtins.intersectAttrs fa (fake name))
-    else m;
-  modulesOf = n: builtins.concatMap (net: if net ? ${n} then [ net.${n} ] else []) nets;
-  defaults = builtins.concatMap (net: if net ? defaults then [ net.defaults ] else []) nets;
-  deployment = name: builtins.foldl' (a: m: a // ((call name m).deployment or {})) {} (defaults ++ modulesOf name);
-  spec = name: let d = deployment name; in {
-    inherit name;
-    targetHost = d.targetHost or name;
-    tags = d.tags or [];
-    targetEnv = d.targetEnv or "none";
-  };
-  network = builtins.foldl' (a: n: a // (n.network or {})) {} nets;
-in {
-  description = network.description or null;
-  machines = map spec names;
-}
-"#;
-
-/// The seam to the network layer: the machines of a network (see the module doc).
+/// The seam to the network layer: the machines of a deployment's network, evaluated with its recorded
+/// arguments and search path (`-I` entries before NIX_PATH's, as `ferry eval` does).
 pub fn discover(files: &[PathBuf], args: &[Arg], nix_path: &[String]) -> Result<NetworkInfo> {
-    let files_json = serde_json::to_string(
-        &files
-            .iter()
-            .map(|f| f.to_string_lossy())
-            .collect::<Vec<_>>(),
-    )?;
-    let str_args: serde_json::Map<String, serde_json::Value> = args
-        .iter()
-        .filter(|a| a.kind == ArgKind::Str)
-        .map(|a| (a.name.clone(), serde_json::Value::String(a.value.clone())))
-        .collect();
-    let mut expr_args = String::from("{ ");
-    for a in args.iter().filter(|a| a.kind == ArgKind::Expr) {
-        let _ = write!(
-            expr_args,
-            "{} = ({}); ",
-            serde_json::to_string(&a.name)?,
-            a.value
-        );
+    let mut search_path: Vec<SearchPathEntry> =
+        nix_path.iter().map(|s| SearchPathEntry::parse(s)).collect();
+    search_path.extend(EvalOptions::from_env().search_path);
+    let mut eval = EvalOptions {
+        search_path,
+        ..EvalOptions::default()
+    };
+    for a in args {
+        let value = match a.kind {
+            ArgKind::Expr => AutoArg::Expr(a.value.clone()),
+            ArgKind::Str => AutoArg::Str(a.value.clone()),
+        };
+        eval.auto_args.push((a.name.clone(), value));
     }
-    expr_args.push('}');
-    let driver = format!("let exprArgs = {expr_args}; in {DRIVER}");
-
-    let mut cmd = Command::new("nix-instantiate");
-    cmd.args([
-        "--eval",
-        "--strict",
-        "--json",
-        "--option",
-        "substituters",
-        "",
-    ]);
-    for entry in nix_path {
-        cmd.arg("-I").arg(entry);
-    }
-    cmd.args(["--argstr", "filesJSON", &files_json]);
-    cmd.args([
-        "--argstr",
-        "strArgsJSON",
-        &serde_json::to_string(&str_args)?,
-    ]);
-    cmd.args(["--expr", &driver]);
-    let output = cmd
-        .output()
-        .context("cannot run nix-instantiate to read the network files")?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr
-            .lines()
-            .rev()
-            .take(12)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+    let opts = DiscoverOptions {
+        eval,
+        machines: Vec::new(),
+        resolve_key_text: false,
+    };
+    let owned = files.to_vec();
+    let discovery = crate::eval::run_with_big_stack(move || network::discover(&owned, &opts))
+        .context("cannot run the evaluator")??;
+    let Some(net) = discovery
+        .network
+        .as_ref()
+        .filter(|_| !discovery.has_errors())
+    else {
+        let text = render_human(&discovery.diagnostics, &mut Sources::default(), false);
         bail!(
-            "evaluating the network files failed ({}):\n{}",
-            output.status,
-            tail.join("\n")
+            "the network files have errors (`ferry lint` shows them all):\n{}",
+            text.trim_end()
         );
-    }
-    let info: NetworkInfo = serde_json::from_slice(&output.stdout)
-        .context("nix-instantiate printed something that is not the network")?;
-    Ok(info)
+    };
+    // The network layer fills in NixOps's default; a network without a description has none to show.
+    let description = Some(net.description.clone()).filter(|d| d != "Unnamed NixOps network");
+    let machines = net
+        .machines
+        .values()
+        .map(|m| MachineSpec {
+            name: m.name.clone(),
+            target_host: m.deployment.target_host.clone(),
+            tags: m.deployment.tags.clone(),
+        })
+        .collect();
+    Ok(NetworkInfo {
+        description,
+        machines,
+    })
 }
 
 /// Column alignment in [`table`].

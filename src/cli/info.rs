@@ -8,13 +8,15 @@
 //! records; `info` does not contact the machines.
 
 use std::path::Path;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
 use super::deployments::{self, Align, DeploymentArg, MachineSpec};
+use crate::eval::{EvalOptions, SearchPathEntry};
+use crate::network::discover::find_nixpkgs;
 use crate::state::{Deployment, Machine, MachineStatus, OpenMode};
 
 /// Arguments of `ferry info`.
@@ -68,20 +70,20 @@ pub fn run(state: Option<&Path>, args: InfoArgs) -> ExitCode {
     deployments::finish(info(state, &args))
 }
 
-/// Where `<nixpkgs>` comes from for this deployment.
+/// Where `<nixpkgs>` comes from for this deployment: its `-I nixpkgs=…` pin, else the search path.
 fn nixpkgs(d: &Deployment) -> String {
     if let Some(pin) = d.nixpkgs_pin() {
         return format!("{pin} (pinned)");
     }
-    let found = Command::new("nix-instantiate")
-        .args(["--find-file", "nixpkgs"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
-    match found {
-        Some(p) if !p.is_empty() => format!("{p} (from NIX_PATH, not pinned)"),
-        _ => "not pinned, and <nixpkgs> is not in NIX_PATH".to_owned(),
+    let mut search_path: Vec<SearchPathEntry> = d
+        .nix_path
+        .iter()
+        .map(|s| SearchPathEntry::parse(s))
+        .collect();
+    search_path.extend(EvalOptions::from_env().search_path);
+    match find_nixpkgs(&search_path) {
+        Some(p) => format!("{} (from the search path, not pinned)", p.display()),
+        None => "not pinned, and <nixpkgs> is not on the search path".to_owned(),
     }
 }
 
@@ -105,10 +107,7 @@ fn rows(
             MachineRow {
                 name: name.to_owned(),
                 status: status.label(),
-                backend: rec
-                    .map(|m| m.backend.clone())
-                    .or_else(|| spec.map(|s| s.target_env.clone()))
-                    .unwrap_or_else(|| "none".to_owned()),
+                backend: rec.map_or_else(|| "none".to_owned(), |m| m.backend.clone()),
                 target_host: spec
                     .map(|s| s.target_host.clone())
                     .or_else(|| rec.and_then(|m| m.target_host.clone())),
