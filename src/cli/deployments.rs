@@ -176,7 +176,8 @@ pub fn network_files(files: &[PathBuf]) -> Result<Vec<PathBuf>> {
             if s.starts_with('<') && s.ends_with('>') {
                 return Ok(f.clone());
             }
-            std::fs::canonicalize(f).with_context(|| format!("network file {}", f.display()))
+            std::fs::canonicalize(f)
+                .with_context(|| format!("cannot find network file {}", f.display()))
         })
         .collect()
 }
@@ -245,8 +246,10 @@ pub fn discover(files: &[PathBuf], args: &[Arg], nix_path: &[String]) -> Result<
         resolve_key_text: false,
     };
     let owned = files.to_vec();
-    let discovery = crate::eval::run_with_big_stack(move || network::discover(&owned, &opts))
-        .context("cannot run the evaluator")??;
+    let discovery = crate::eval::run_with_big_stack(move || {
+        network::discover(&owned, &opts).map_err(anyhow::Error::from)
+    })
+    .context("cannot run the evaluator")??;
     let Some(net) = discovery
         .network
         .as_ref()
