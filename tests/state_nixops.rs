@@ -264,6 +264,31 @@ fn import_nixops_schema_3() {
             .unwrap()
             .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----")
     );
+    // `ssh-key --machine` prints NixOps's machine key (seed 002 dug it out of SQLite by hand).
+    let key = env
+        .ferry(&["ssh-key", "-d", "nixos", "--machine", "heron"])
+        .ok()
+        .stdout
+        .clone();
+    assert_eq!(key, nixops.heron_key.0);
+    let public = env
+        .ferry(&["ssh-key", "-d", "nixos", "--machine", "heron", "--public"])
+        .ok()
+        .stdout
+        .clone();
+    assert_eq!(public.trim_end(), nixops.heron_key.1);
+    let r = env.ferry(&["ssh-key", "-d", "nixos", "--machine", "pigeon"]);
+    assert!(
+        r.failed().stderr.contains("no key of its own"),
+        "{}",
+        r.stderr
+    );
+    let r = env.ferry(&["ssh-key", "-d", "nixos", "--machine", "heorn"]);
+    assert!(
+        r.failed().stderr.contains("did you mean 'heron'"),
+        "{}",
+        r.stderr
+    );
     // The unnamed deployment got a name derived from its UUID.
     assert_eq!(doc[UNNAMED_UUID]["name"], "nixops-6883071e");
 

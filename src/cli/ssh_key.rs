@@ -19,6 +19,10 @@ pub struct SshKeyArgs {
     /// Print the public key (`ssh-ed25519 …`) instead of the private key.
     #[arg(long)]
     pub public: bool,
+    /// The key of this machine instead: NixOps generated one per machine (`none.sshPrivateKey`), which
+    /// `import-nixops` keeps.
+    #[arg(long, value_name = "MACHINE")]
+    pub machine: Option<String>,
 }
 
 /// Run `ferry ssh-key`.
@@ -29,6 +33,28 @@ pub fn run(state: Option<&Path>, args: SshKeyArgs) -> ExitCode {
 fn ssh_key(state: Option<&Path>, args: &SshKeyArgs) -> Result<()> {
     let st = deployments::open(state, OpenMode::Existing)?;
     let d = st.resolve(args.deployment.deployment.as_deref())?;
+    if let Some(m) = &args.machine {
+        let Some(key) = st.machine_key(&d.uuid, m)? else {
+            let recorded: Vec<String> = st.machines(&d.uuid)?.into_iter().map(|m| m.name).collect();
+            if !recorded.contains(m) {
+                let refs: Vec<&str> = recorded.iter().map(String::as_str).collect();
+                return Err(crate::state::Error::UnknownMachine {
+                    deployment: d.name.clone(),
+                    machine: m.clone(),
+                    suggestions: crate::state::closest(m, &refs),
+                }
+                .into());
+            }
+            anyhow::bail!(
+                "machine '{m}' has no key of its own; ferry reaches it with the deployment's key"
+            );
+        };
+        return deployments::out(&if args.public {
+            format!("{}\n", key.public)
+        } else {
+            key.private.expose().to_owned()
+        });
+    }
     if args.public {
         return deployments::out(&format!("{}\n", d.ssh_public_key));
     }
