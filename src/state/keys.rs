@@ -179,6 +179,7 @@ pub fn signing_keypair_from_seed(name: &str, seed: &[u8; 32]) -> SigningKeyPair 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -214,5 +215,13 @@ mod tests {
         let public = STANDARD.decode(public).unwrap();
         assert_eq!(secret.len(), 64);
         assert_eq!(&secret[32..], &public[..]);
+    }
+
+    #[test]
+    fn generated_signing_key_parses_as_a_nix_secret_key() {
+        let pair = generate_signing_keypair("ferry-t-1").unwrap();
+        let key = crate::store::SecretKey::parse(pair.secret.expose()).unwrap();
+        assert_eq!(key.public_key().to_nix_string(), pair.public);
+        assert_eq!(key.name(), "ferry-t-1");
     }
 }

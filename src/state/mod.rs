@@ -77,13 +77,9 @@ impl State {
     /// Open (or, with [`OpenMode::Create`], create) the state file at `path`, migrating it to the current schema.
     pub fn open(path: &Path, mode: OpenMode) -> Result<State> {
         let path = path.to_path_buf();
+        let mut loose = false;
         match fs::metadata(&path) {
-            Ok(meta) => {
-                // Tighten a file someone made readable to others; it holds private keys.
-                if meta.permissions().mode() & 0o077 != 0 {
-                    let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
-                }
-            }
+            Ok(meta) => loose = meta.permissions().mode() & 0o077 != 0,
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 if mode == OpenMode::Existing {
                     return Err(Error::Missing { path });
@@ -113,14 +109,36 @@ impl State {
         let mut conn = Connection::open_with_flags(&path, flags).map_err(sql("open", &path))?;
         conn.busy_timeout(Duration::from_secs(30))
             .map_err(sql("set busy timeout", &path))?;
-        // The first statement that reads the file is where a non-database shows up.
-        schema::version(&conn).map_err(sql("read schema version", &path))?;
+        // Classify the file before changing anything in it (even the journal mode rewrites the header): a
+        // non-database, a newer ferry's file or someone else's database is refused byte for byte untouched.
+        let found = schema::classify(&conn).map_err(sql("read schema version", &path))?;
+        match found {
+            schema::Migration::TooNew(found) => {
+                return Err(Error::TooNew {
+                    path,
+                    found,
+                    supported: schema::CURRENT,
+                });
+            }
+            schema::Migration::Foreign => return Err(not_ferry(&conn, path)),
+            _ => {}
+        }
+        // Tighten a file someone made readable to others; it holds private keys.
+        if loose {
+            let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
+        }
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
             .map_err(sql("enable WAL", &path))?;
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
             .map_err(sql("set pragmas", &path))?;
 
-        match schema::migrate(&mut conn).map_err(sql("migrate schema", &path))? {
+        // Readers of an up-to-date file skip the migration's write transaction.
+        let migrated = if found == schema::Migration::UpToDate {
+            found
+        } else {
+            schema::migrate(&mut conn).map_err(sql("migrate schema", &path))?
+        };
+        match migrated {
             schema::Migration::UpToDate
             | schema::Migration::Created
             | schema::Migration::From(_) => {}
@@ -131,27 +149,7 @@ impl State {
                     supported: schema::CURRENT,
                 });
             }
-            schema::Migration::Foreign => {
-                let nixops = conn
-                    .query_row(
-                        "SELECT 1 FROM sqlite_master WHERE name = 'Deployments'",
-                        [],
-                        |_| Ok(()),
-                    )
-                    .optional()
-                    .ok()
-                    .flatten()
-                    .is_some();
-                let hint = if nixops {
-                    format!(
-                        " (it looks like NixOps state: `ferry import-nixops --state {}`)",
-                        path.display()
-                    )
-                } else {
-                    String::new()
-                };
-                return Err(Error::NotFerry { path, hint });
-            }
+            schema::Migration::Foreign => return Err(not_ferry(&conn, path)),
         }
         Ok(State { conn, path })
     }
@@ -1030,6 +1028,29 @@ fn insert_deploy(tx: &Transaction<'_>, uuid: &str, rec: &DeployRecord) -> rusqli
         }
     }
     Ok(generation)
+}
+
+/// The error for an SQLite file that ferry did not write, with a hint when it is NixOps state.
+fn not_ferry(conn: &Connection, path: PathBuf) -> Error {
+    let nixops = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE name = 'Deployments'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()
+        .ok()
+        .flatten()
+        .is_some();
+    let hint = if nixops {
+        format!(
+            " (it looks like NixOps state: `ferry import-nixops --nixops-state {}`)",
+            path.display()
+        )
+    } else {
+        String::new()
+    };
+    Error::NotFerry { path, hint }
 }
 
 /// Commit a write transaction.

@@ -145,6 +145,7 @@ pub struct Changes {
 
 /// What a deploy was asked to do (the deploy layer fills it in).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DeployRequest {
     /// `user@host`.
     pub requested_by: String,
@@ -184,6 +185,7 @@ impl Outcome {
 
 /// The result of a deploy on one machine.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MachineResult {
     pub machine: String,
     pub target_host: Option<String>,
@@ -202,6 +204,7 @@ pub struct DeployHandle {
 
 /// One entry of the deploy log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DeployRecord {
     pub generation: i64,
     pub started_at: i64,

@@ -101,6 +101,31 @@ pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))
 }
 
+/// What [`migrate`] would do, found without writing anything: `TooNew`, `Foreign`, `UpToDate`, `Created` (an
+/// empty database) or `From(version)`.
+pub fn classify(conn: &Connection) -> rusqlite::Result<Migration> {
+    let found = version(conn)?;
+    if found > CURRENT {
+        return Ok(Migration::TooNew(found));
+    }
+    if found == CURRENT {
+        return Ok(Migration::UpToDate);
+    }
+    if found == 0 {
+        let tables: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )?;
+        return Ok(if tables > 0 {
+            Migration::Foreign
+        } else {
+            Migration::Created
+        });
+    }
+    Ok(Migration::From(found))
+}
+
 /// Bring the database to [`CURRENT`], all migrations in one transaction: a crash leaves the old version.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Migration> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
