@@ -201,3 +201,73 @@ async fn signed_paths_from_an_untrusted_user_are_accepted_only_with_a_trusted_ke
     assert!(e.message.contains("lacks a valid signature"), "{e}");
     assert!(!t.is_valid_path(&infos[0].path).await.unwrap_or(false));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_killed_mid_upload_is_an_error_not_a_hang() {
+    let src = Daemon::host();
+    let dst = Daemon::isolated("trusted-users = root");
+    // Enough data that the upload is still running when the kill lands.
+    let top = build_chain(4, 16 << 20);
+    let infos = host_closure(&src, &top).await;
+    let mut s = src.client().await;
+    let mut t = dst.client().await;
+    let daemon_pid = dst.pid();
+    let killer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let children =
+            std::fs::read_to_string(format!("/proc/{daemon_pid}/task/{daemon_pid}/children"))
+                .unwrap();
+        for pid in children.split_whitespace() {
+            run("kill", &["-9", pid]);
+        }
+    });
+    let res = timeout(
+        Duration::from_secs(30),
+        t.add_multiple_to_store(&infos, false, true, async |info, sink| {
+            // Slow the source down a little so the upload spans the kill.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            s.nar_from_path_with_info(info, sink).await
+        }),
+    )
+    .await
+    .expect("a killed target must not hang the client");
+    killer.await.unwrap();
+    let err = res.expect_err("the upload cannot succeed");
+    assert!(
+        matches!(err, Error::Io { .. } | Error::Disconnected { .. }),
+        "{err:?}"
+    );
+    assert!(t.is_poisoned());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_paths_are_clear_errors() {
+    let src = Daemon::host();
+    let mut s = src.client().await;
+    let missing = common::store_path("/nix/store/00000000000000000000000000000000-ferry-missing");
+    let mut sink = Vec::new();
+    let err = timeout(LIMIT, s.nar_from_path(&missing, &mut sink))
+        .await
+        .expect("no hang")
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidPath { path, .. } if path == &missing),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("NarFromPath: path '{missing}' is not valid")
+    );
+    // The connection stays usable.
+    assert!(!s.is_poisoned());
+    let err = timeout(
+        LIMIT,
+        daemon::closure(&mut s, std::slice::from_ref(&missing)),
+    )
+    .await
+    .expect("no hang")
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidPath { .. }), "{err:?}");
+    assert!(!s.is_poisoned());
+    assert!(!s.is_valid_path(&missing).await.unwrap());
+}

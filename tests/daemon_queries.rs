@@ -342,6 +342,34 @@ async fn queries_and_small_operations() {
             .starts_with("fixed:sha256:")
     );
 
+    // AddSignatures (we are root, hence trusted): the signature is stored, and shows up in both
+    // `nix path-info --json` and ours.
+    let key = ferry::store::signature::SecretKey::generate("ferry-test-sig").unwrap();
+    let sig = key.sign_path_info(&info).unwrap();
+    c.add_signatures(&top, std::slice::from_ref(&sig))
+        .await
+        .unwrap();
+    let info2 = c.query_path_info(&top).await.unwrap().unwrap();
+    assert!(info2.sigs.contains(&sig));
+    let nix_json = run(
+        "nix",
+        &[
+            "--extra-experimental-features",
+            "nix-command",
+            "path-info",
+            "--json",
+            "--option",
+            "substituters",
+            "",
+            &top.to_absolute(),
+        ],
+    );
+    let nix_json: serde_json::Value = serde_json::from_str(&nix_json).unwrap();
+    assert_eq!(nix_json[0]["signatures"][0].as_str(), Some(sig.as_str()));
+    let ours = ferry(&d, &["path-info", "--json", &top.to_absolute()]);
+    let ours: serde_json::Value = serde_json::from_slice(&ours.stdout).unwrap();
+    assert_eq!(ours[0]["signatures"], nix_json[0]["signatures"]);
+
     // SetOptions again, with a higher verbosity.
     let settings = daemon::ClientSettings {
         verbosity: daemon::Verbosity::Info,

@@ -1,6 +1,8 @@
 //! Authentication against a real OpenSSH sshd: ferry's generated key, ssh-agent, IdentityFile from an
 //! ssh_config, ProxyJump, and the error that lists what was tried.
 
+#![allow(clippy::unwrap_used)]
+
 #[path = "common/sshd.rs"]
 mod sshd;
 

@@ -1,6 +1,8 @@
 //! Remote commands and byte streams against a real sshd: exit codes, signals, stdout/stderr separation,
 //! quoting, 64 MiB of binary data each way without corruption, and concurrent streams on one connection.
 
+#![allow(clippy::unwrap_used)]
+
 #[path = "common/sshd.rs"]
 mod sshd;
 
@@ -149,12 +151,7 @@ async fn byte_stream_round_trips_64_mib_and_reports_exit() {
     let s = connect(&sshd).await;
     let (path, digest) = random_file(sshd.dir.path(), 64 << 20);
     let data = std::fs::read(&path).unwrap();
-    // Remote side hashes what it receives and echoes it back: checks both directions at once.
-    let stream = s
-        .open_stream("tee /dev/stderr | sha256sum >&2; exit 0")
-        .await
-        .unwrap();
-    drop(stream);
+    // `cat` echoes everything back: both directions are checked at once.
     let stream = s.open_stream("cat").await.unwrap();
     let (mut r, mut w) = tokio::io::split(stream);
     let writer = tokio::spawn(async move {
@@ -200,7 +197,7 @@ async fn concurrent_streams_on_one_connection() {
     for i in 0..8u8 {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
-            let data: Vec<u8> = (0..(4usize << 20))
+            let data: Vec<u8> = (0..(2usize << 20))
                 .map(|j| (j as u8).wrapping_mul(31).wrapping_add(i))
                 .collect();
             let expected = Sha256::digest(&data).to_vec();

@@ -2,6 +2,8 @@
 //! host keeps working: a closed port, an unroutable address, a listener that never speaks, a connection
 //! killed mid-stream, and a connection that stalls mid-stream (keepalives unanswered).
 
+#![allow(clippy::unwrap_used)]
+
 #[path = "common/sshd.rs"]
 mod sshd;
 

@@ -2,6 +2,8 @@
 //! `accept_new_host_keys`, a changed key always refused (both fingerprints, file:line), hashed entries
 //! written by `ssh-keygen -H`.
 
+#![allow(clippy::unwrap_used)]
+
 #[path = "common/sshd.rs"]
 mod sshd;
 

@@ -24,13 +24,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::store::{StorePath, ValidPathInfo};
+use crate::store::nar::NarValidator;
+use crate::store::{Hash, NarError, StorePath, ValidPathInfo};
 
 use super::framed::FramedWriter;
 use super::handshake::{self, ServerInfo, Trust};
@@ -151,13 +151,14 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         }
     }
 
-    /// Copy exactly `size` raw bytes (a NAR) to `sink`, hashing them with sha256.
-    async fn copy_raw<S>(&mut self, op: Op, size: u64, sink: &mut S) -> Result<[u8; 32]>
+    /// Copy the NAR of `info` (exactly narSize raw bytes) to `sink`, validating its structure
+    /// and checking its hash on the way.
+    async fn copy_nar<S>(&mut self, op: Op, info: &ValidPathInfo, sink: &mut S) -> Result<()>
     where
         S: AsyncWrite + Unpin + ?Sized,
     {
-        let mut hasher = Sha256::new();
-        let mut left = size;
+        let mut check = NarCheck::new(info);
+        let mut left = info.nar_size;
         while left > 0 {
             if self.buffered().is_empty() {
                 self.fill(op).await?;
@@ -165,7 +166,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             let avail = self.buffered();
             let n = avail.len().min(usize::try_from(left).unwrap_or(usize::MAX));
             let chunk = &avail[..n];
-            hasher.update(chunk);
+            check.feed(op, chunk)?;
             sink.write_all(chunk)
                 .await
                 .map_err(|source| Error::Sink { op, source })?;
@@ -175,7 +176,65 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         sink.flush()
             .await
             .map_err(|source| Error::Sink { op, source })?;
-        Ok(hasher.finalize().into())
+        check.finish(op)
+    }
+}
+
+/// Validates a NAR as it streams past (structure, as the store's hardened decoder sees it) and
+/// checks it ends exactly at narSize with the expected narHash. A daemon is trusted with our
+/// store, but a remote one may be compromised, and a desynchronised stream must not be mistaken
+/// for a NAR.
+struct NarCheck {
+    validator: NarValidator,
+    path: StorePath,
+    nar_hash: Hash,
+}
+
+impl NarCheck {
+    fn new(info: &ValidPathInfo) -> Self {
+        NarCheck {
+            validator: NarValidator::new(),
+            path: info.path.clone(),
+            nar_hash: info.nar_hash.clone(),
+        }
+    }
+
+    fn feed(&mut self, op: Op, chunk: &[u8]) -> Result<()> {
+        let used = self
+            .validator
+            .feed(chunk)
+            .map_err(|source| self.err(op, source))?;
+        if used < chunk.len() {
+            let offset = self.validator.size();
+            return Err(self.err(op, NarError::TrailingData { offset }));
+        }
+        Ok(())
+    }
+
+    fn err(&self, op: Op, source: NarError) -> Error {
+        Error::Nar {
+            op,
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn finish(self, op: Op) -> Result<()> {
+        let NarCheck {
+            validator,
+            path,
+            nar_hash,
+        } = self;
+        let summary = validator.finish().map_err(|source| Error::Nar {
+            op,
+            path: path.clone(),
+            source,
+        })?;
+        if summary.nar_hash == nar_hash {
+            Ok(())
+        } else {
+            Err(Error::NarMismatch { op, path })
+        }
     }
 }
 
@@ -622,8 +681,7 @@ where
         let r = async {
             self.send(op, e.as_slice()).await?;
             self.rd.stderr_loop(op).await?;
-            let digest = self.rd.copy_raw(op, info.nar_size, sink).await?;
-            check_nar_hash(op, info, &digest)
+            self.rd.copy_nar(op, info, sink).await
         }
         .await;
         // A hash mismatch still consumed exactly narSize bytes: the stream is in sync.
@@ -636,9 +694,12 @@ where
         r
     }
 
-    /// NarFromPath: QueryPathInfo and NarFromPath pipelined in one round trip, then the NAR
-    /// streamed into `sink`. Returns the path's info; fails with [`Error::InvalidPath`] if the
-    /// path is not valid.
+    /// NarFromPath: QueryPathInfo, then the NAR streamed into `sink` (checked against the info).
+    /// Returns the path's info; fails with [`Error::InvalidPath`] if the path is not valid.
+    ///
+    /// The two requests are not pipelined on purpose: a daemon asked for the NAR of an invalid
+    /// path has already sent `STDERR_LAST` when it notices, and then drops the connection. When
+    /// the info is known (e.g. from [`super::closure()`]), use [`Self::nar_from_path_with_info`].
     pub async fn nar_from_path<S>(
         &mut self,
         path: &StorePath,
@@ -647,30 +708,34 @@ where
     where
         S: AsyncWrite + Unpin + ?Sized,
     {
-        let info = self.pipelined_info_for_nar(path).await?;
-        let op = Op::NarFromPath;
-        let r = async {
-            self.rd.stderr_loop(op).await?;
-            let digest = self.rd.copy_raw(op, info.nar_size, sink).await?;
-            check_nar_hash(op, &info, &digest)
-        }
-        .await;
-        if matches!(
-            r,
-            Ok(()) | Err(Error::Daemon(_)) | Err(Error::NarMismatch { .. })
-        ) {
-            self.poisoned = false;
-        }
-        r.map(|()| info)
+        let info = self.info_for_nar(path).await?;
+        self.nar_from_path_with_info(&info, sink).await?;
+        Ok(info)
     }
 
     /// NarFromPath as an `AsyncRead` of exactly the NAR's bytes. The hash is checked when the
     /// last byte is read (a mismatch is an `InvalidData` read error). Dropping the reader early
     /// poisons the connection.
     pub async fn nar_reader(&mut self, path: &StorePath) -> Result<NarReader<'_, R, W>> {
-        let info = self.pipelined_info_for_nar(path).await?;
+        let info = self.info_for_nar(path).await?;
+        self.nar_reader_with_info(info).await
+    }
+
+    /// [`Self::nar_reader`] for a path whose info is known.
+    pub async fn nar_reader_with_info(
+        &mut self,
+        info: ValidPathInfo,
+    ) -> Result<NarReader<'_, R, W>> {
         let op = Op::NarFromPath;
-        if let Err(e) = self.rd.stderr_loop(op).await {
+        self.begin(op)?;
+        let mut e = self.request(op);
+        proto::put_path(&mut e, &info.path);
+        let r = async {
+            self.send(op, e.as_slice()).await?;
+            self.rd.stderr_loop(op).await
+        }
+        .await;
+        if let Err(e) = r {
             if matches!(e, Error::Daemon(_)) {
                 self.poisoned = false;
             }
@@ -678,45 +743,19 @@ where
         }
         Ok(NarReader {
             left: info.nar_size,
+            check: Some(NarCheck::new(&info)),
             info,
-            hasher: Sha256::new(),
             client: self,
         })
     }
 
-    /// Send QueryPathInfo ‖ NarFromPath in one write and read the info. On return the NarFromPath
-    /// reply (stderr, then the NAR) is next on the stream and the connection is poisoned.
-    async fn pipelined_info_for_nar(&mut self, path: &StorePath) -> Result<ValidPathInfo> {
-        self.begin(Op::NarFromPath)?;
-        let v = self.version();
-        let mut e = Encoder::new();
-        proto::begin(&mut e, Op::QueryPathInfo);
-        proto::put_path(&mut e, path);
-        proto::begin(&mut e, Op::NarFromPath);
-        proto::put_path(&mut e, path);
-        self.send(Op::QueryPathInfo, e.as_slice()).await?;
-        let op = Op::QueryPathInfo;
-        self.rd.stderr_loop(op).await?;
-        let info = self
-            .rd
-            .decode(op, |d| proto::get_query_path_info_reply(d, path, v))
-            .await?;
-        match info {
-            Some(info) => Ok(info),
-            None => {
-                // NarFromPath of an invalid path fails in the work phase; read that error so the
-                // stream stays in sync.
-                match self.rd.stderr_loop(Op::NarFromPath).await {
-                    Err(Error::Daemon(_)) => self.poisoned = false,
-                    Ok(()) => {}
-                    Err(e) => return Err(e),
-                }
-                Err(Error::InvalidPath {
-                    op: Op::NarFromPath,
-                    path: path.clone(),
-                })
-            }
-        }
+    async fn info_for_nar(&mut self, path: &StorePath) -> Result<ValidPathInfo> {
+        self.query_path_info(path)
+            .await?
+            .ok_or_else(|| Error::InvalidPath {
+                op: Op::NarFromPath,
+                path: path.clone(),
+            })
     }
 
     // ---------------------------------------------------------------- NARs in
@@ -813,7 +852,12 @@ where
                 proto::put_path_info(&mut head, info);
                 fw.write_all(head.as_slice()).await.map_err(io)?;
                 let before = fw.bytes_written();
-                nar_for(info, &mut fw).await?;
+                // A sink error here is a write to *this* connection failing: report it as ours,
+                // so that the daemon's own error (if it sent one) is looked for.
+                nar_for(info, &mut fw).await.map_err(|e| match e {
+                    Error::Sink { source, .. } => Error::Io { op, source },
+                    e => e,
+                })?;
                 let n = fw.bytes_written() - before;
                 if n != info.nar_size {
                     return Err(Error::Invalid {
@@ -911,17 +955,6 @@ where
     }
 }
 
-fn check_nar_hash(op: Op, info: &ValidPathInfo, digest: &[u8; 32]) -> Result<()> {
-    if info.nar_hash.digest() == digest.as_slice() {
-        Ok(())
-    } else {
-        Err(Error::NarMismatch {
-            op,
-            path: info.path.clone(),
-        })
-    }
-}
-
 /// Copy an upload source into frames; returns the byte count.
 async fn copy_into_frames<N, W>(op: Op, src: &mut N, fw: &mut FramedWriter<'_, W>) -> Result<u64>
 where
@@ -950,7 +983,7 @@ pub struct NarReader<'a, R, W> {
     client: &'a mut DaemonClient<R, W>,
     info: ValidPathInfo,
     left: u64,
-    hasher: Sha256,
+    check: Option<NarCheck>,
 }
 
 impl<R, W> NarReader<'_, R, W> {
@@ -1000,21 +1033,91 @@ impl<R: AsyncRead + Unpin, W: Unpin> AsyncRead for NarReader<'_, R, W> {
             .min(out.remaining())
             .min(rd.buf.len() - rd.start);
         let chunk = &rd.buf[rd.start..rd.start + want];
-        this.hasher.update(chunk);
+        let op = Op::NarFromPath;
+        let invalid = |e: Error| io::Error::new(io::ErrorKind::InvalidData, e);
+        if let Some(check) = this.check.as_mut() {
+            check.feed(op, chunk).map_err(invalid)?;
+        }
         out.put_slice(chunk);
         rd.start += want;
-        let n = want;
-        this.left -= n as u64;
+        this.left -= want as u64;
         if this.left == 0 {
-            let digest: [u8; 32] = std::mem::take(&mut this.hasher).finalize().into();
-            if this.info.nar_hash.digest() != digest.as_slice() {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("NAR of {} does not match its narHash", this.info.path),
-                )));
+            if let Some(check) = this.check.take() {
+                check.finish(op).map_err(invalid)?;
             }
             this.client.poisoned = false;
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn nar_of(contents: &[u8]) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, contents).unwrap();
+        let mut out = Vec::new();
+        crate::store::nar::dump_path(&f, &mut out).unwrap();
+        out
+    }
+
+    fn info_for(nar: &[u8]) -> ValidPathInfo {
+        ValidPathInfo::new(
+            StorePath::from_base_name("dcgxgfrhy8mb76rg8f1djpw23cl3fzmx-a").unwrap(),
+            Hash::sha256_of(nar),
+            nar.len() as u64,
+        )
+    }
+
+    #[test]
+    fn nar_check_accepts_the_real_thing_in_any_chunking() {
+        let nar = nar_of(b"hello\n");
+        assert_eq!(nar.len(), 120);
+        for step in [1, 7, 8, 120] {
+            let mut c = NarCheck::new(&info_for(&nar));
+            for chunk in nar.chunks(step) {
+                c.feed(Op::NarFromPath, chunk).unwrap();
+            }
+            c.finish(Op::NarFromPath).unwrap();
+        }
+    }
+
+    #[test]
+    fn nar_check_rejects_garbage_trailing_data_truncation_and_wrong_hashes() {
+        let nar = nar_of(b"hello\n");
+        let op = Op::NarFromPath;
+        let mut c = NarCheck::new(&info_for(&nar));
+        assert!(matches!(c.feed(op, &[0xff; 120]), Err(Error::Nar { .. })));
+
+        let mut long = nar.clone();
+        long.extend_from_slice(&[0; 8]);
+        let mut c = NarCheck::new(&info_for(&long));
+        assert!(matches!(
+            c.feed(op, &long),
+            Err(Error::Nar {
+                source: NarError::TrailingData { .. },
+                ..
+            })
+        ));
+
+        let mut c = NarCheck::new(&info_for(&nar));
+        c.feed(op, &nar[..64]).unwrap();
+        assert!(matches!(
+            c.finish(op),
+            Err(Error::Nar {
+                source: NarError::Truncated { .. },
+                ..
+            })
+        ));
+
+        let mut info = info_for(&nar);
+        info.nar_hash = Hash::sha256_of(b"something else");
+        let mut c = NarCheck::new(&info);
+        c.feed(op, &nar).unwrap();
+        assert!(matches!(c.finish(op), Err(Error::NarMismatch { .. })));
     }
 }

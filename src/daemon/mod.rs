@@ -102,6 +102,13 @@ pub enum Error {
     },
     #[error("{op}: path '{path}' is not valid")]
     InvalidPath { op: Op, path: StorePath },
+    #[error("{op}: the NAR of {path} is invalid")]
+    Nar {
+        op: Op,
+        path: StorePath,
+        #[source]
+        source: crate::store::NarError,
+    },
     #[error("{op}: the NAR of {path} does not match its narHash")]
     NarMismatch { op: Op, path: StorePath },
     #[error("{op}: cannot read the data to upload")]

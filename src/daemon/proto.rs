@@ -557,21 +557,24 @@ pub fn put_settings(e: &mut Encoder, s: &ClientSettings, v: ProtocolVersion) {
     }
 }
 
-/// Decode a reply of the op whose reply is exactly `f`, failing on trailing bytes. Used by the
-/// fuzz target: every reply decoder must reject garbage without panicking.
-pub fn decode_reply_for_fuzzing(op_byte: u8, data: &[u8]) -> DResult<()> {
-    let v = if op_byte & 0x80 != 0 {
+/// Run one of the reply decoders (chosen by `selector`) over `data` and return how many bytes it
+/// consumed. This is the fuzzing entry point (`fuzz/fuzz_targets/daemon_reply.rs`): every decoder
+/// must return `Ok`, `Incomplete` or `Invalid` on any input, never panic, and never allocate more
+/// than the input justifies. Bit 7 of `selector` picks the 1.34 layouts, otherwise 1.25 (no
+/// BuildResult times, old error format).
+pub fn decode_reply_for_fuzzing(selector: u8, data: &[u8]) -> DResult<usize> {
+    let v = if selector & 0x80 != 0 {
         ProtocolVersion::new(1, 34)
     } else {
         ProtocolVersion::new(1, 25)
     };
     let mut d = Decoder::new(data);
-    match op_byte % 9 {
+    match (selector & 0x7f) % 10 {
         0 => get_path_info(&mut d, v).map(drop),
         1 => {
             let p = match StorePath::from_base_name("00000000000000000000000000000000-x") {
                 Ok(p) => p,
-                Err(_) => return Err(DecodeError::Invalid("fixture".into())),
+                Err(_) => return invalid("fixture"),
             };
             get_query_path_info_reply(&mut d, &p, v).map(drop)
         }
@@ -581,9 +584,22 @@ pub fn decode_reply_for_fuzzing(op_byte: u8, data: &[u8]) -> DResult<()> {
         5 => get_missing(&mut d).map(drop),
         6 => get_output_map(&mut d).map(drop),
         7 => super::stderr::decode(&mut d, v).map(drop),
+        8 => d.strings().map(drop),
         _ => super::handshake::decode_server_version(&mut d, ProtocolVersion::CLIENT)
             .and_then(|(dv, n)| super::handshake::decode_server_info(&mut d, dv, n))
             .map(drop),
+    }?;
+    Ok(d.position())
+}
+
+/// The invariant the client's incremental reading relies on: if a decoder accepts `data` using
+/// `n` bytes, it answers `Incomplete` for every shorter prefix (never `Invalid`, never a value).
+pub fn check_prefix_invariant(selector: u8, data: &[u8]) -> bool {
+    match decode_reply_for_fuzzing(selector, data) {
+        Ok(n) => (0..n).all(|cut| {
+            decode_reply_for_fuzzing(selector, &data[..cut]) == Err(DecodeError::Incomplete)
+        }),
+        Err(_) => true,
     }
 }
 
@@ -673,12 +689,79 @@ mod tests {
         );
     }
 
+    /// Valid replies of every decoder, to mutate.
+    fn seeds() -> Vec<(u8, Vec<u8>)> {
+        let info = ValidPathInfo {
+            path: p("dcgxgfrhy8mb76rg8f1djpw23cl3fzmx-a"),
+            deriver: Some(p("9kgc4kbilwricwa5g0y66zbnxkz66hkr-a.drv")),
+            nar_hash: Hash::sha256_of(b"x"),
+            references: [p("xmy64pbaynfirn4h6wwjanqsvy3129ps-b")].into(),
+            registration_time: 1,
+            nar_size: 120,
+            ultimate: false,
+            sigs: ["k:abc".to_owned()].into(),
+            ca: Some("text:sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s".into()),
+        };
+        let mut out = Vec::new();
+        let mut e = Encoder::new();
+        put_path_info(&mut e, &info);
+        out.push((0x80, e.as_slice().to_vec()));
+        let mut q = Encoder::new();
+        q.u64(1).raw(&e.as_slice()[56..]);
+        out.push((0x81, q.into_bytes()));
+        let mut e = Encoder::new();
+        e.u64(2)
+            .str("/nix/store/dcgxgfrhy8mb76rg8f1djpw23cl3fzmx-a")
+            .str("/nix/store/xmy64pbaynfirn4h6wwjanqsvy3129ps-b");
+        out.push((0x82, e.into_bytes()));
+        let mut e = Encoder::new();
+        e.u64(0).u64(0).u64(0).u64(7).u64(9);
+        out.push((0x85, e.into_bytes()));
+        let mut e = Encoder::new();
+        e.u64(1)
+            .str("out")
+            .str("/nix/store/dcgxgfrhy8mb76rg8f1djpw23cl3fzmx-a");
+        out.push((0x86, e.into_bytes()));
+        out
+    }
+
     #[test]
     fn fuzz_entry_point_survives_garbage() {
         for op in 0..=255u8 {
             for data in [&[][..], &[0xff; 64][..], &[1, 0, 0, 0, 0, 0, 0, 0][..]] {
                 let _ = decode_reply_for_fuzzing(op, data);
             }
+        }
+        for (sel, data) in seeds() {
+            assert!(
+                decode_reply_for_fuzzing(sel, &data).is_ok(),
+                "seed {sel:#x}"
+            );
+            assert!(check_prefix_invariant(sel, &data));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoders_never_panic_on_random_bytes(sel in proptest::num::u8::ANY, data in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            proptest::prop_assert!(check_prefix_invariant(sel, &data));
+        }
+
+        #[test]
+        fn decoders_never_panic_on_mutated_replies(
+            which in 0usize..5,
+            flips in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY), 1..4),
+            cut in proptest::num::usize::ANY,
+        ) {
+            let seeds = seeds();
+            let (sel, mut data) = seeds[which % seeds.len()].clone();
+            for (pos, val) in flips {
+                let i = pos % data.len();
+                data[i] = val;
+            }
+            let cut = cut % (data.len() + 1);
+            proptest::prop_assert!(check_prefix_invariant(sel, &data[..cut]));
+            proptest::prop_assert!(check_prefix_invariant(sel, &data));
         }
     }
 }

@@ -90,6 +90,7 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKey> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

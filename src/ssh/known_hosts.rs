@@ -279,6 +279,7 @@ pub fn append(path: &Path, host: &str, port: u16, key: &PublicKey) -> Result<()>
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -5,7 +5,7 @@
 //! key against known_hosts, then authenticates: (1) the explicit key, (2) ssh-agent, (3) `IdentityFile`s.
 //!
 //! Timeouts, so that nothing hangs: TCP connect, handshake and authentication each run under the connect
-//! timeout; channel opens too; an established connection sends keepalives and is declared dead after
+//! timeout; channel opens get a generous limit; an established connection sends keepalives and is declared dead after
 //! `keepalive_max` unanswered ones, which ends every channel on it with [`Error::ConnectionLost`].
 //!
 //! Cancellation: dropping a [`RemoteProcess`] or an [`SshStream`] closes its channel; dropping the
@@ -600,7 +600,9 @@ impl SshSession {
             handle,
             shared,
             info,
-            channel_timeout: timeout,
+            // A busy connection can take a while to confirm a channel (russh queues opens behind window-blocked
+            // data); a dead one is caught by keepalives. This limit only guards against a server that ignores us.
+            channel_timeout: timeout.max(Duration::from_secs(60)),
             _jump: jump,
         })
     }
@@ -1238,6 +1240,7 @@ impl RemoteProcess {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

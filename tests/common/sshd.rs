@@ -3,7 +3,7 @@
 //! (`dev/fleet`).
 //!
 //! Include with `#[path = "common/sshd.rs"] mod sshd;`. Requires root (sshd with `UsePAM no` as root).
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
