@@ -5,24 +5,24 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub mod exec;
-pub mod ssh;
-pub mod logging;
-pub mod path_info;
 pub mod create;
 pub mod delete;
 pub mod deployments;
 pub mod destroy;
 pub mod eval;
+pub mod exec;
 pub mod export;
 pub mod import;
 pub mod import_nixops;
 pub mod info;
 pub mod lint;
 pub mod list;
+pub mod logging;
 pub mod modify;
 pub mod nix_eval;
+pub mod path_info;
 pub mod render;
+pub mod ssh;
 pub mod ssh_key;
 
 /// ferry: deploy NixOS networks to fleets of machines.
@@ -77,10 +77,6 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Check network files: syntax, scopes, secrets, and the deployment options.
     Lint(lint::LintArgs),
-    /// Open a shell on a machine (with a PTY), or run a command there with its exit code passed through.
-    Ssh(ssh::SshArgs),
-    /// Run a command on many machines at once; output prefixed `host> `, summary at the end.
-    Exec(exec::ExecArgs),
 }
 
 /// Parse the command line, run the command and map its outcome to an exit code.
@@ -105,7 +101,5 @@ pub fn run() -> ExitCode {
         Command::NixEval(args) => nix_eval::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Lint(args) => lint::run(args),
-        Command::Ssh(args) => ssh::run(args),
-        Command::Exec(args) => exec::run(args),
     }
 }
