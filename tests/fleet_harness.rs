@@ -600,3 +600,20 @@ fn local_daemon_is_idempotent() {
         "daemon",
     ]));
 }
+
+#[test]
+fn refuses_to_run_as_non_root() {
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(fleet::script())
+        .args(["up", "1", "--dir", "/tmp/ferry-fleet-never"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("must run as root"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!Path::new("/tmp/ferry-fleet-never").exists());
+}
