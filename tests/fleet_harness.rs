@@ -617,3 +617,72 @@ fn refuses_to_run_as_non_root() {
     );
     assert!(!Path::new("/tmp/ferry-fleet-never").exists());
 }
+
+/// `ssh root@host0 true` with a 2 s connect timeout (which also bounds the banner exchange).
+fn ssh_true(fleet: &Fleet) -> Output {
+    Command::new("ssh")
+        .args(fleet.ssh_opts(0))
+        .args([
+            "-o",
+            "ConnectTimeout=2",
+            &fleet.host(0).authority("root"),
+            "true",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn faults_can_be_injected_and_undone() {
+    let fleet = Fleet::up(1);
+    assert!(ssh_true(&fleet).status.success());
+
+    // Stalled: the TCP connection is accepted, the banner never comes.
+    fleet.pause(0);
+    let t = Instant::now();
+    let out = ssh_true(&fleet);
+    assert!(!out.status.success(), "paused host answered");
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
+    fleet.resume(0);
+    assert!(
+        ssh_true(&fleet).status.success(),
+        "host did not come back after resume"
+    );
+
+    // Dropped mid-stream: a running session ends, the host still accepts new ones.
+    let mut sleeper = fleet
+        .ssh(0, "root", &["sleep", "600"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    fleet.drop_connections(0);
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = sleeper.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "session survived drop-connections"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(255));
+    assert!(ssh_true(&fleet).status.success());
+
+    // Down: connection refused; then back on the same port with the same host key.
+    fleet.stop_sshd(0);
+    let out = ssh_true(&fleet);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Connection refused"),
+        "{}",
+        stderr(&out)
+    );
+    fleet.start_sshd(0);
+    assert!(ssh_true(&fleet).status.success(), "sshd did not come back");
+}
