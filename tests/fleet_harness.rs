@@ -388,6 +388,14 @@ fn daemon_trust_follows_the_host_config() {
     assert!(valid_on(&fleet, 0, &top));
 }
 
+/// A process's start time (field 22 of /proc/PID/stat), `None` once it is gone.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces: fields are counted after its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
 fn processes_matching(pred: impl Fn(u32, &str, &str, &str) -> bool) -> Vec<(u32, String)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -405,7 +413,7 @@ fn processes_matching(pred: impl Fn(u32, &str, &str, &str) -> bool) -> Vec<(u32,
             .map(|l| l.display().to_string())
             .unwrap_or_default();
         if pred(pid, &cmdline, &pidns, &mntns) {
-            found.push((pid, cmdline));
+            found.push((pid, format!("{cmdline} [{pidns} {mntns}]")));
         }
     }
     found
@@ -416,7 +424,6 @@ fn down_kills_every_process_it_started() {
     let mut fleet = Fleet::up_with(2, FleetOptions::default());
     let dir = fleet.dir().display().to_string();
     let pidns: HashSet<String> = fleet.hosts().iter().map(|h| h.pid_ns.clone()).collect();
-    let mntns: HashSet<String> = fleet.hosts().iter().map(|h| h.mnt_ns.clone()).collect();
     // Busy hosts: a long remote command, a nix-daemon session over ssh, and a daemonised sleeper.
     let mut sleeper = fleet
         .ssh(0, "root", &["sleep", "600"])
@@ -439,16 +446,25 @@ fn down_kills_every_process_it_started() {
         before.len() >= 8,
         "expected the hosts' processes, found {before:?}"
     );
+    let before_start: std::collections::HashMap<u32, Option<u64>> = before
+        .iter()
+        .map(|(pid, _)| (*pid, start_time(*pid)))
+        .collect();
     let ports: Vec<u16> = fleet.hosts().iter().map(|h| h.ssh_port).collect();
 
     let out = fleet.down();
     assert!(out.status.success(), "down: {}", stderr(&out));
     // Our own ssh clients name DIR (key, known_hosts) but are not the fleet's; they are checked below.
     let clients = [sleeper.id(), session.id()];
-    let left = processes_matching(|pid, cmd, p, m| {
-        !clients.contains(&pid) && (pidns.contains(p) || mntns.contains(m) || cmd.contains(&dir))
-    });
-    assert!(left.is_empty(), "left over: {left:?}");
+    // Namespace ids are recycled once a namespace dies, so the hosts' processes are identified by pid and
+    // start time, taken before `down`.
+    let survivors: Vec<_> = before
+        .iter()
+        .filter(|(pid, _)| before_start[pid].is_some() && start_time(*pid) == before_start[pid])
+        .collect();
+    assert!(survivors.is_empty(), "left over: {survivors:?}");
+    let named = processes_matching(|pid, cmd, _, _| !clients.contains(&pid) && cmd.contains(&dir));
+    assert!(named.is_empty(), "left over: {named:?}");
     for port in ports {
         assert!(
             TcpStream::connect(("127.0.0.1", port)).is_err(),
