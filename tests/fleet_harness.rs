@@ -512,8 +512,8 @@ fn parallel_fleets_do_not_collide() {
     }
 }
 
-/// Median round trip of one line through `ssh HOST cat`.
-fn ssh_ping_pong(fleet: &Fleet, i: usize, port: u16, rounds: usize) -> Duration {
+/// Sorted round trips of one line through `ssh HOST cat`.
+fn ssh_ping_pong(fleet: &Fleet, i: usize, port: u16, rounds: usize) -> Vec<Duration> {
     let mut opts = fleet.ssh_opts(i);
     opts[1] = port.to_string();
     let mut child = Command::new("ssh")
@@ -542,7 +542,7 @@ fn ssh_ping_pong(fleet: &Fleet, i: usize, port: u16, rounds: usize) -> Duration 
     drop(input);
     child.wait().unwrap();
     samples.sort();
-    samples[samples.len() / 2]
+    samples
 }
 
 #[test]
@@ -553,18 +553,23 @@ fn shaped_mode_adds_latency_and_caps_bandwidth() {
     assert_ne!(h.ssh_port, h.sshd_port);
     let shaped = ssh_ping_pong(&fleet, 0, h.ssh_port, 30);
     let direct = ssh_ping_pong(&fleet, 0, h.sshd_port, 30);
+    let (s_min, s_med) = (shaped[0], shaped[shaped.len() / 2]);
+    let (d_min, d_med) = (direct[0], direct[direct.len() / 2]);
     eprintln!(
-        "ssh cat ping-pong: shaped {shaped:?} (configured RTT {rtt_ms} ms), direct {direct:?}"
+        "ssh cat ping-pong (configured RTT {rtt_ms} ms): shaped min {s_min:?} median {s_med:?}, \
+         direct min {d_min:?} median {d_med:?}"
+    );
+    // Never faster than configured. A loaded machine (the CI box runs many tests at once) inflates the
+    // median, so the upper bound is on the best round trip: the emulated delay itself must be close.
+    assert!(
+        s_min >= Duration::from_millis(rtt_ms.into()),
+        "shaped RTT {s_min:?}"
     );
     assert!(
-        shaped >= Duration::from_millis(rtt_ms.into()),
-        "shaped RTT {shaped:?}"
+        s_min <= Duration::from_millis((rtt_ms + 8).into()),
+        "shaped RTT {s_min:?}"
     );
-    assert!(
-        shaped <= Duration::from_millis((rtt_ms + 15).into()),
-        "shaped RTT {shaped:?}"
-    );
-    assert!(direct < Duration::from_millis(10), "direct RTT {direct:?}");
+    assert!(d_min < Duration::from_millis(5), "direct RTT {d_min:?}");
 
     // Downstream throughput, timed from the first byte to the last (setup excluded).
     let len: usize = 3 << 20;
