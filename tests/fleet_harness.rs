@@ -571,8 +571,10 @@ fn shaped_mode_adds_latency_and_caps_bandwidth() {
     );
     assert!(d_min < Duration::from_millis(5), "direct RTT {d_min:?}");
 
-    // Downstream throughput, timed from the first byte to the last (setup excluded).
-    let len: usize = 3 << 20;
+    // Downstream throughput over the last three quarters of the transfer (connection setup and slow start
+    // excluded). On a loaded machine this test's reads can lag the data by tens of ms, hence the margins;
+    // tests/shaper.rs checks the proxy's rate tightly.
+    let len: usize = 4 << 20;
     let mut child = fleet
         .ssh(0, "root", &["head", "-c", &len.to_string(), "/dev/zero"])
         .stdout(Stdio::piped())
@@ -580,23 +582,26 @@ fn shaped_mode_adds_latency_and_caps_bandwidth() {
         .unwrap();
     let mut out = child.stdout.take().unwrap();
     let mut buf = vec![0u8; 1 << 16];
-    let first = out.read(&mut buf).unwrap();
-    let t = Instant::now();
-    let mut total = first;
+    let mut total = 0;
+    let mut mark: Option<(Instant, usize)> = None;
     loop {
         let n = out.read(&mut buf).unwrap();
         if n == 0 {
             break;
         }
         total += n;
+        if mark.is_none() && total >= len / 4 {
+            mark = Some((Instant::now(), total));
+        }
     }
+    let (t, at) = mark.unwrap();
     let secs = t.elapsed().as_secs_f64();
     child.wait().unwrap();
     assert_eq!(total, len);
-    let measured = (total - first) as f64 * 8.0 / secs / 1e6;
+    let measured = (total - at) as f64 * 8.0 / secs / 1e6;
     eprintln!("ssh download through the shaper: {measured:.1} Mbit/s (cap {mbit} Mbit/s)");
     assert!(
-        measured <= mbit as f64 * 1.05,
+        measured <= mbit as f64 * 1.15,
         "{measured:.1} Mbit/s exceeds the cap"
     );
     assert!(
