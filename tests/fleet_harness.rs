@@ -388,6 +388,14 @@ fn daemon_trust_follows_the_host_config() {
     assert!(valid_on(&fleet, 0, &top));
 }
 
+/// A process's start time (field 22 of /proc/PID/stat), `None` once it is gone.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces: fields are counted after its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
 fn processes_matching(pred: impl Fn(u32, &str, &str, &str) -> bool) -> Vec<(u32, String)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -405,7 +413,7 @@ fn processes_matching(pred: impl Fn(u32, &str, &str, &str) -> bool) -> Vec<(u32,
             .map(|l| l.display().to_string())
             .unwrap_or_default();
         if pred(pid, &cmdline, &pidns, &mntns) {
-            found.push((pid, cmdline));
+            found.push((pid, format!("{cmdline} [{pidns} {mntns}]")));
         }
     }
     found
@@ -416,7 +424,6 @@ fn down_kills_every_process_it_started() {
     let mut fleet = Fleet::up_with(2, FleetOptions::default());
     let dir = fleet.dir().display().to_string();
     let pidns: HashSet<String> = fleet.hosts().iter().map(|h| h.pid_ns.clone()).collect();
-    let mntns: HashSet<String> = fleet.hosts().iter().map(|h| h.mnt_ns.clone()).collect();
     // Busy hosts: a long remote command, a nix-daemon session over ssh, and a daemonised sleeper.
     let mut sleeper = fleet
         .ssh(0, "root", &["sleep", "600"])
@@ -439,14 +446,25 @@ fn down_kills_every_process_it_started() {
         before.len() >= 8,
         "expected the hosts' processes, found {before:?}"
     );
+    let before_start: std::collections::HashMap<u32, Option<u64>> = before
+        .iter()
+        .map(|(pid, _)| (*pid, start_time(*pid)))
+        .collect();
     let ports: Vec<u16> = fleet.hosts().iter().map(|h| h.ssh_port).collect();
 
     let out = fleet.down();
     assert!(out.status.success(), "down: {}", stderr(&out));
-    let left = processes_matching(|_, cmd, p, m| {
-        pidns.contains(p) || mntns.contains(m) || cmd.contains(&dir)
-    });
-    assert!(left.is_empty(), "left over: {left:?}");
+    // Our own ssh clients name DIR (key, known_hosts) but are not the fleet's; they are checked below.
+    let clients = [sleeper.id(), session.id()];
+    // Namespace ids are recycled once a namespace dies, so the hosts' processes are identified by pid and
+    // start time, taken before `down`.
+    let survivors: Vec<_> = before
+        .iter()
+        .filter(|(pid, _)| before_start[pid].is_some() && start_time(*pid) == before_start[pid])
+        .collect();
+    assert!(survivors.is_empty(), "left over: {survivors:?}");
+    let named = processes_matching(|pid, cmd, _, _| !clients.contains(&pid) && cmd.contains(&dir));
+    assert!(named.is_empty(), "left over: {named:?}");
     for port in ports {
         assert!(
             TcpStream::connect(("127.0.0.1", port)).is_err(),
@@ -494,8 +512,8 @@ fn parallel_fleets_do_not_collide() {
     }
 }
 
-/// Median round trip of one line through `ssh HOST cat`.
-fn ssh_ping_pong(fleet: &Fleet, i: usize, port: u16, rounds: usize) -> Duration {
+/// Sorted round trips of one line through `ssh HOST cat`.
+fn ssh_ping_pong(fleet: &Fleet, i: usize, port: u16, rounds: usize) -> Vec<Duration> {
     let mut opts = fleet.ssh_opts(i);
     opts[1] = port.to_string();
     let mut child = Command::new("ssh")
@@ -524,7 +542,7 @@ fn ssh_ping_pong(fleet: &Fleet, i: usize, port: u16, rounds: usize) -> Duration 
     drop(input);
     child.wait().unwrap();
     samples.sort();
-    samples[samples.len() / 2]
+    samples
 }
 
 #[test]
@@ -535,21 +553,28 @@ fn shaped_mode_adds_latency_and_caps_bandwidth() {
     assert_ne!(h.ssh_port, h.sshd_port);
     let shaped = ssh_ping_pong(&fleet, 0, h.ssh_port, 30);
     let direct = ssh_ping_pong(&fleet, 0, h.sshd_port, 30);
+    let (s_min, s_med) = (shaped[0], shaped[shaped.len() / 2]);
+    let (d_min, d_med) = (direct[0], direct[direct.len() / 2]);
     eprintln!(
-        "ssh cat ping-pong: shaped {shaped:?} (configured RTT {rtt_ms} ms), direct {direct:?}"
+        "ssh cat ping-pong (configured RTT {rtt_ms} ms): shaped min {s_min:?} median {s_med:?}, \
+         direct min {d_min:?} median {d_med:?}"
+    );
+    // Never faster than configured. A loaded machine (the CI box runs many tests at once) inflates the
+    // median, so the upper bound is on the best round trip: the emulated delay itself must be close.
+    assert!(
+        s_min >= Duration::from_millis(rtt_ms.into()),
+        "shaped RTT {s_min:?}"
     );
     assert!(
-        shaped >= Duration::from_millis(rtt_ms.into()),
-        "shaped RTT {shaped:?}"
+        s_min <= Duration::from_millis((rtt_ms + 8).into()),
+        "shaped RTT {s_min:?}"
     );
-    assert!(
-        shaped <= Duration::from_millis((rtt_ms + 15).into()),
-        "shaped RTT {shaped:?}"
-    );
-    assert!(direct < Duration::from_millis(10), "direct RTT {direct:?}");
+    assert!(d_min < Duration::from_millis(5), "direct RTT {d_min:?}");
 
-    // Downstream throughput, timed from the first byte to the last (setup excluded).
-    let len: usize = 3 << 20;
+    // Downstream throughput over the last three quarters of the transfer (connection setup and slow start
+    // excluded). On a loaded machine this test's reads can lag the data by tens of ms, hence the margins;
+    // tests/shaper.rs checks the proxy's rate tightly.
+    let len: usize = 4 << 20;
     let mut child = fleet
         .ssh(0, "root", &["head", "-c", &len.to_string(), "/dev/zero"])
         .stdout(Stdio::piped())
@@ -557,23 +582,26 @@ fn shaped_mode_adds_latency_and_caps_bandwidth() {
         .unwrap();
     let mut out = child.stdout.take().unwrap();
     let mut buf = vec![0u8; 1 << 16];
-    let first = out.read(&mut buf).unwrap();
-    let t = Instant::now();
-    let mut total = first;
+    let mut total = 0;
+    let mut mark: Option<(Instant, usize)> = None;
     loop {
         let n = out.read(&mut buf).unwrap();
         if n == 0 {
             break;
         }
         total += n;
+        if mark.is_none() && total >= len / 4 {
+            mark = Some((Instant::now(), total));
+        }
     }
+    let (t, at) = mark.unwrap();
     let secs = t.elapsed().as_secs_f64();
     child.wait().unwrap();
     assert_eq!(total, len);
-    let measured = (total - first) as f64 * 8.0 / secs / 1e6;
+    let measured = (total - at) as f64 * 8.0 / secs / 1e6;
     eprintln!("ssh download through the shaper: {measured:.1} Mbit/s (cap {mbit} Mbit/s)");
     assert!(
-        measured <= mbit as f64 * 1.05,
+        measured <= mbit as f64 * 1.15,
         "{measured:.1} Mbit/s exceeds the cap"
     );
     assert!(
@@ -599,4 +627,90 @@ fn local_daemon_is_idempotent() {
         "--store",
         "daemon",
     ]));
+}
+
+#[test]
+fn refuses_to_run_as_non_root() {
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(fleet::script())
+        .args(["up", "1", "--dir", "/tmp/ferry-fleet-never"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("must run as root"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!Path::new("/tmp/ferry-fleet-never").exists());
+}
+
+/// `ssh root@host0 true` with a 2 s connect timeout (which also bounds the banner exchange).
+fn ssh_true(fleet: &Fleet) -> Output {
+    Command::new("ssh")
+        .args(fleet.ssh_opts(0))
+        .args([
+            "-o",
+            "ConnectTimeout=2",
+            &fleet.host(0).authority("root"),
+            "true",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn faults_can_be_injected_and_undone() {
+    let fleet = Fleet::up(1);
+    assert!(ssh_true(&fleet).status.success());
+
+    // Stalled: the TCP connection is accepted, the banner never comes.
+    fleet.pause(0);
+    let t = Instant::now();
+    let out = ssh_true(&fleet);
+    assert!(!out.status.success(), "paused host answered");
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
+    fleet.resume(0);
+    assert!(
+        ssh_true(&fleet).status.success(),
+        "host did not come back after resume"
+    );
+
+    // Dropped mid-stream: a running session ends, the host still accepts new ones.
+    let mut sleeper = fleet
+        .ssh(0, "root", &["sleep", "600"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    fleet.drop_connections(0);
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = sleeper.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "session survived drop-connections"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(255));
+    assert!(ssh_true(&fleet).status.success());
+
+    // Down: connection refused; then back on the same port with the same host key.
+    fleet.stop_sshd(0);
+    let out = ssh_true(&fleet);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Connection refused"),
+        "{}",
+        stderr(&out)
+    );
+    fleet.start_sshd(0);
+    assert!(ssh_true(&fleet).status.success(), "sshd did not come back");
 }

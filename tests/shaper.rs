@@ -139,16 +139,19 @@ fn round_trip_time_matches_configuration() {
                 samples.push(t.elapsed());
             }
         }
+        let min = *samples.iter().min().unwrap();
         let m = median(samples);
-        eprintln!("configured RTT {rtt_ms} ms, measured median {m:?}");
+        eprintln!("configured RTT {rtt_ms} ms, measured median {m:?}, min {min:?}");
         assert!(
-            m >= Duration::from_millis(rtt_ms),
-            "RTT {m:?} below the configured {rtt_ms} ms"
+            min >= Duration::from_millis(rtt_ms),
+            "RTT {min:?} below the configured {rtt_ms} ms"
         );
+        // The median also carries the machine's scheduling delays; the best round trip shows the proxy's own.
         assert!(
-            m <= Duration::from_millis(rtt_ms + 8),
-            "RTT {m:?} well above the configured {rtt_ms} ms"
+            min <= Duration::from_millis(rtt_ms + 4),
+            "RTT {min:?} well above the configured {rtt_ms} ms"
         );
+        assert!(m <= Duration::from_millis(rtt_ms + 20), "median RTT {m:?}");
     }
 }
 

@@ -272,6 +272,31 @@ impl Fleet {
         self.script_ok(&["restart-daemon", &self.host(i).name]);
     }
 
+    /// Stops every process of host `i` (SIGSTOP): connections are accepted but nothing answers.
+    pub fn pause(&self, i: usize) {
+        self.script_ok(&["pause", &self.host(i).name]);
+    }
+
+    /// Undoes [`Fleet::pause`].
+    pub fn resume(&self, i: usize) {
+        self.script_ok(&["resume", &self.host(i).name]);
+    }
+
+    /// Kills host `i`'s established ssh sessions mid-stream; new connections still work.
+    pub fn drop_connections(&self, i: usize) {
+        self.script_ok(&["drop-connections", &self.host(i).name]);
+    }
+
+    /// Stops host `i`'s sshd: connections to its port are refused (the host is "down").
+    pub fn stop_sshd(&self, i: usize) {
+        self.script_ok(&["sshd-stop", &self.host(i).name]);
+    }
+
+    /// Starts host `i`'s sshd again, on the same port with the same host key.
+    pub fn start_sshd(&self, i: usize) {
+        self.script_ok(&["sshd-start", &self.host(i).name]);
+    }
+
     fn script_ok(&self, args: &[&str]) {
         let mut c = Command::new(script());
         c.args(args).arg("--dir").arg(self.dir());
