@@ -116,8 +116,8 @@ impl Hasher {
     }
 }
 
-/// A hash: an algorithm and its digest.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A hash: an algorithm and its digest. `Debug` shows the typed nix32 form.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Hash {
     algo: HashAlgo,
     // Fixed storage avoids an allocation per hash; bytes past `algo.size()` are always zero,
@@ -261,6 +261,12 @@ impl Hash {
             )));
         };
         Hash::new(algo, &digest)
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hash({})", self.to_typed_nix32())
     }
 }
 

@@ -18,7 +18,8 @@ pub const HASH_PART_LEN: usize = 32;
 pub const MAX_NAME_LEN: usize = 211;
 
 /// A validated store path. Ordered by base name (hash part first), as Nix orders `StorePath`s.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// `Debug` shows the absolute path.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StorePath {
     // `base` first so that the derived `Ord` compares base names; `digest` is a function of it.
     base: Box<str>,
@@ -106,6 +107,12 @@ impl StorePath {
     /// Whether the name ends with `.drv`.
     pub fn is_derivation(&self) -> bool {
         self.name().ends_with(".drv")
+    }
+}
+
+impl fmt::Debug for StorePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StorePath({self})")
     }
 }
 
@@ -271,19 +278,77 @@ pub fn make_fixed_output_path<'a>(
     make_store_path("output:out", &Hash::sha256_of(inner.as_bytes()), name)
 }
 
-/// The content-address string Nix records for a fixed-output path: `fixed:[r:]<algo>:<nix32>`.
-pub fn fixed_ca_string(method: FileIngestionMethod, hash: &Hash) -> String {
-    let r = if method == FileIngestionMethod::Recursive {
-        "r:"
-    } else {
-        ""
-    };
-    format!("fixed:{r}{}", hash.to_typed_nix32())
+/// A content address, as in the `ca` field of path infos (`content-address.cc`):
+/// `text:sha256:<hash>`, `fixed:r:<algo>:<hash>` (NAR) or `fixed:<algo>:<hash>` (flat file).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ContentAddress {
+    /// A text file (`builtins.toFile`, `.drv`), hashed with sha256.
+    Text(Hash),
+    /// A fixed-output path.
+    Fixed(FileIngestionMethod, Hash),
 }
 
-/// The content-address string of a text path: `text:sha256:<nix32>`.
-pub fn text_ca_string(hash: &Hash) -> String {
-    format!("text:{}", hash.to_typed_nix32())
+impl ContentAddress {
+    /// Parse a `ca` string; the hash may be in any base Nix accepts.
+    pub fn parse(s: &str) -> Result<ContentAddress> {
+        let bad = |reason: &str| Error::BadHash {
+            input: excerpt(s),
+            reason: format!("invalid content address: {reason}"),
+        };
+        if let Some(rest) = s.strip_prefix("text:") {
+            let h = Hash::parse_typed(rest)?;
+            if h.algo() != HashAlgo::Sha256 {
+                return Err(bad("text content addresses use sha256"));
+            }
+            return Ok(ContentAddress::Text(h));
+        }
+        if let Some(rest) = s.strip_prefix("fixed:") {
+            let (method, rest) = match rest.strip_prefix("r:") {
+                Some(r) => (FileIngestionMethod::Recursive, r),
+                None => (FileIngestionMethod::Flat, rest),
+            };
+            return Ok(ContentAddress::Fixed(method, Hash::parse_typed(rest)?));
+        }
+        Err(bad("expected 'text:' or 'fixed:'"))
+    }
+
+    /// The store path of an object with this content address, name and references.
+    pub fn store_path<'a>(
+        &self,
+        name: &str,
+        references: impl IntoIterator<Item = &'a StorePath>,
+        has_self_reference: bool,
+    ) -> Result<StorePath> {
+        match self {
+            ContentAddress::Text(h) => {
+                if has_self_reference {
+                    return Err(Error::BadStorePath {
+                        path: name.to_owned(),
+                        reason: "a text path cannot refer to itself".to_owned(),
+                    });
+                }
+                make_text_path(name, h, references)
+            }
+            ContentAddress::Fixed(m, h) => {
+                make_fixed_output_path(name, *m, h, references, has_self_reference)
+            }
+        }
+    }
+}
+
+impl fmt::Display for ContentAddress {
+    /// The form Nix records: hashes in nix32 with their algorithm.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContentAddress::Text(h) => write!(f, "text:{}", h.to_typed_nix32()),
+            ContentAddress::Fixed(FileIngestionMethod::Recursive, h) => {
+                write!(f, "fixed:r:{}", h.to_typed_nix32())
+            }
+            ContentAddress::Fixed(FileIngestionMethod::Flat, h) => {
+                write!(f, "fixed:{}", h.to_typed_nix32())
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -372,6 +437,40 @@ mod tests {
             flat.to_string(),
             "/nix/store/gy454w1cxaq731grqwylhzf4pp9r5izh-hello.txt"
         );
+    }
+
+    #[test]
+    fn content_addresses() {
+        // The CA nix-store --add recorded for hello.txt (vendor/regen.sh's narinfo in a file:// cache).
+        let ca = "fixed:r:sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw";
+        let parsed = ContentAddress::parse(ca).unwrap();
+        assert_eq!(parsed.to_string(), ca);
+        assert_eq!(
+            parsed
+                .store_path("hello.txt", [], false)
+                .unwrap()
+                .to_string(),
+            "/nix/store/i9pmrzmpshapij2kin22pff6fc2adavx-hello.txt"
+        );
+        let text = ContentAddress::Text(Hash::sha256_of(b"hello\n"));
+        assert_eq!(ContentAddress::parse(&text.to_string()).unwrap(), text);
+        assert_eq!(
+            text.store_path("hello.txt", [], false).unwrap().to_string(),
+            P
+        );
+        let flat = ContentAddress::parse(&format!("fixed:sha1:{}", "0".repeat(40))).unwrap();
+        assert!(matches!(
+            flat,
+            ContentAddress::Fixed(FileIngestionMethod::Flat, _)
+        ));
+        for bad in [
+            "",
+            "text:sha1:0000000000000000000000000000000000000000",
+            "fixed:r:sha256",
+            "nar:sha256:00",
+        ] {
+            assert!(ContentAddress::parse(bad).is_err(), "{bad}");
+        }
     }
 
     proptest! {
