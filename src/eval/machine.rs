@@ -37,6 +37,14 @@ impl Evaluator {
         if self.depth == 1 {
             self.stack_base = stack_pointer();
         }
+        self.steps += 1;
+        if self.steps > self.opts.max_steps {
+            self.depth -= 1;
+            return Err(err(
+                EvalErrorKind::TooDeep,
+                "evaluation step limit exceeded",
+            ));
+        }
         let used = self.stack_base.abs_diff(stack_pointer());
         if self.depth > self.opts.max_call_depth || used > self.opts.stack_budget {
             self.depth -= 1;

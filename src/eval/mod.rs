@@ -78,6 +78,9 @@ pub struct EvalOptions {
     /// next to `max_call_depth`, because one Nix call can take several Rust frames. Run on a thread with
     /// a bigger stack (see [`run_with_big_stack`]) to raise it.
     pub stack_budget: usize,
+    /// Evaluation steps (thunks forced and calls made) before evaluation stops with
+    /// [`EvalErrorKind::TooDeep`]; bounds run time for untrusted input such as fuzzing. Unlimited by default.
+    pub max_steps: u64,
 }
 
 impl Default for EvalOptions {
@@ -88,6 +91,7 @@ impl Default for EvalOptions {
             current_system: default_system(),
             max_call_depth: 100_000,
             stack_budget: default_stack_budget(),
+            max_steps: u64::MAX,
         }
     }
 }
@@ -186,6 +190,7 @@ pub struct Evaluator {
     pub(crate) traces: Vec<String>,
     pub(crate) depth: usize,
     pub(crate) stack_base: usize,
+    pub(crate) steps: u64,
 }
 
 /// Nix's `canonPath`: absolute, no `.` or `..` components, no duplicate or trailing slashes.
@@ -225,6 +230,7 @@ impl Evaluator {
             traces: Vec::new(),
             depth: 0,
             stack_base: 0,
+            steps: 0,
         };
         let (_builtins, globals) = ev.make_globals();
         let mut slots = Vec::with_capacity(globals.len());
@@ -527,12 +533,17 @@ impl Evaluator {
         r.map(Value).map_err(|e| self.finish(e))
     }
 
-    /// Applies `--arg`/`--argstr` to a top-level function, like nix-instantiate: a function taking a set
+    /// Applies `--arg`/`--argstr` to a top-level function, like nix-instantiate 2.8: with no automatic
+    /// arguments the value is returned as is; otherwise a function taking a set
     /// is called with the automatic arguments (its defaults fill the rest); anything else is returned as is.
     pub fn apply_auto_args(&mut self, v: &Value) -> Result<Value> {
         self.begin();
         let r = (|| {
             let f = self.force(&v.0)?;
+            // Like nix-instantiate 2.8: without automatic arguments a function is left uncalled.
+            if self.opts.auto_args.is_empty() {
+                return Ok(f);
+            }
             let V::Lambda(c) = &f else { return Ok(f) };
             if !matches!(c.def.param, compile::Param::Pattern { .. }) {
                 return Ok(f);
