@@ -142,6 +142,9 @@ pub(crate) struct Compiler<'a> {
     dir: String,
     home: Option<String>,
     scopes: Vec<Scope>,
+    /// Native stack guard, as in evaluation: lowering recurses over the tree.
+    stack_base: usize,
+    stack_budget: usize,
 }
 
 type CResult<T> = Result<T, EvalError>;
@@ -170,6 +173,7 @@ impl<'a> Compiler<'a> {
         file: u32,
         dir: String,
         globals: HashMap<Sym, usize>,
+        stack_budget: usize,
     ) -> Self {
         let home = std::env::var("HOME").ok();
         Compiler {
@@ -178,7 +182,13 @@ impl<'a> Compiler<'a> {
             dir,
             home,
             scopes: vec![Scope::Static(globals)],
+            stack_base: super::machine::stack_pointer(),
+            stack_budget,
         }
+    }
+
+    pub fn set_stack_base(&mut self, base: usize) {
+        self.stack_base = base;
     }
 
     fn pos(&self, node: &SyntaxNode) -> Pos {
@@ -257,6 +267,13 @@ impl<'a> Compiler<'a> {
 
     pub fn expr(&mut self, e: &ast::Expr) -> CResult<Rc<Expr>> {
         let node = e.syntax();
+        if self.stack_base.abs_diff(super::machine::stack_pointer()) > self.stack_budget {
+            return Err(self.err(
+                EvalErrorKind::TooDeep,
+                "expression nested too deeply".into(),
+                node,
+            ));
+        }
         let pos = self.pos(node);
         let out = match e {
             ast::Expr::Paren(p) => return self.opt(p.expr(), node),
@@ -645,7 +662,7 @@ impl<'a> Compiler<'a> {
             format!("attribute '{name}' already defined"),
         );
         e.pos = Some(pos);
-        e.secondary = Some(prev);
+        e.extra.secondary = Some(prev);
         e
     }
 

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::rc::Rc;
 
 use super::value::{Thunk, V};
-use super::{Evaluator, Result};
+use super::{Evaluator, IResult as Result};
 
 /// A double as `std::ostream << double` prints it: `%g` with 6 significant digits.
 pub(crate) fn format_float(f: f64) -> String {
