@@ -56,9 +56,15 @@ fn generate(dir: &Path, machines: usize) -> PathBuf {
 }
 "#,
     );
-    let mut net = String::from("{\n  network.description = \"generated fleet\";\n  network.enableRollback = true;\n\n");
+    let mut net = String::from(
+        "{\n  network.description = \"generated fleet\";\n  network.enableRollback = true;\n\n",
+    );
     for i in 0..machines {
-        let name = if i % 3 == 0 { format!("web{i}") } else { format!("db{i}") };
+        let name = if i % 3 == 0 {
+            format!("web{i}")
+        } else {
+            format!("db{i}")
+        };
         write(
             &dir.join(format!("machines/{name}.nix")),
             &format!(
@@ -78,7 +84,11 @@ fn generate(dir: &Path, machines: usize) -> PathBuf {
                 i % 256,
                 if i % 10 == 0 { 2222 } else { 22 },
                 i % 40,
-                if i % 7 == 0 { "true" } else { "lib.mkDefault false" },
+                if i % 7 == 0 {
+                    "true"
+                } else {
+                    "lib.mkDefault false"
+                },
             ),
         );
         net.push_str(&format!(
@@ -137,20 +147,33 @@ fn main() {
 
     let ours = time(runs, || {
         let mut c = Command::new(ferry);
-        c.args(["eval", "--json"]).arg(&entry).env_remove("NIX_PATH");
+        c.args(["eval", "--json"])
+            .arg(&entry)
+            .env_remove("NIX_PATH");
         c
     });
     let theirs = time(runs, || {
         let mut c = Command::new("nix-instantiate");
-        c.args(["--option", "substituters", "", "--eval", "--strict", "--json", "-A", "summary"])
-            .arg(&cli_nix)
-            .args(["--arg", "files", &format!("[ {} ]", entry.display())])
-            .env_remove("NIX_PATH");
+        c.args([
+            "--option",
+            "substituters",
+            "",
+            "--eval",
+            "--strict",
+            "--json",
+            "-A",
+            "summary",
+        ])
+        .arg(&cli_nix)
+        .args(["--arg", "files", &format!("[ {} ]", entry.display())])
+        .env_remove("NIX_PATH");
         c
     });
     let lint = time(runs, || {
         let mut c = Command::new(ferry);
-        c.args(["lint", "--format", "json"]).arg(&entry).env_remove("NIX_PATH");
+        c.args(["lint", "--format", "json"])
+            .arg(&entry)
+            .env_remove("NIX_PATH");
         c
     });
 
@@ -162,7 +185,9 @@ fn main() {
     let lint_json: serde_json::Value = serde_json::from_slice(&lint.stdout).expect("lint JSON");
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("network_eval: {machines} machines, 2 shared modules + 1 file each, {runs} runs (median / min)");
+    println!(
+        "network_eval: {machines} machines, 2 shared modules + 1 file each, {runs} runs (median / min)"
+    );
     println!(
         "  ferry eval --json                       {:>9.1} ms / {:>9.1} ms",
         ms(ours.median),

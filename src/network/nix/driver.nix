@@ -229,7 +229,8 @@ let
       };
       config = merged // { inherit deployment; };
     in {
-      inherit config deployment rawDeployment;
+      inherit config deployment rawDeployment baseArgs;
+      defaults = deploymentDefaults name;
       modules = map (i: i.loaded.file) items;
       filesAt = loc: filesAt loc moduleDefs;
     };
@@ -250,6 +251,6 @@ let
   };
 in
 {
-  inherit network networkMerged machines machineNames summary keyDefaults keySources;
+  inherit network networkMerged machines machineNames summary keyDefaults keySources nodes;
   networkFilesAt = loc: filesAt loc networkDefs;
 }
