@@ -624,7 +624,7 @@ impl Walker {
             .ev
             .attr_names(&machines)
             .map_err(|e| Error::Driver(Box::new(e)))?;
-        let native = if self.driver_only {
+        let mut native = if self.driver_only {
             None
         } else {
             super::native::Native::new(&mut self.ev)
@@ -648,7 +648,7 @@ impl Walker {
                 continue;
             }
             let mv = self.driver_select(&machines, &name)?;
-            let mv = match &native {
+            let mv = match &mut native {
                 Some(n) => match n.machine(&mut self.ev, &name, &networks, &mv, &key_defaults) {
                     Some(fast) => {
                         self.fast_machines += 1;

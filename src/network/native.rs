@@ -46,6 +46,12 @@ const DEFAULT_ORDER: i64 = 1000;
 
 pub(super) struct Native {
     function_args: Value,
+    /// Imported module files: `import` is cached per path, and so is the check of their arguments.
+    files: std::collections::HashMap<PathBuf, Value>,
+    /// The names of the driver's module arguments (the same for every machine).
+    arg_names: Option<HashSet<String>>,
+    /// Module files whose function arguments are all built in.
+    args_ok: HashSet<PathBuf>,
 }
 
 fn tag(ev: &mut Evaluator, v: &Value) -> R<Option<String>> {
@@ -272,13 +278,18 @@ impl Native {
                 Path::new("/ferry-internal/network/function-args.nix"),
             )
             .ok()?;
-        Some(Native { function_args })
+        Some(Native {
+            function_args,
+            files: std::collections::HashMap::new(),
+            arg_names: None,
+            args_ok: HashSet::new(),
+        })
     }
 
     /// A stand-in for the driver's `machines.<name>` with `modules`, `rawDeployment` and `deployment`
     /// computed here; `None` to use the driver's.
     pub(super) fn machine(
-        &self,
+        &mut self,
         ev: &mut Evaluator,
         name: &str,
         networks: &[(PathBuf, Value)],
@@ -290,18 +301,24 @@ impl Native {
     }
 
     fn load(
-        &self,
+        &mut self,
         ev: &mut Evaluator,
         base_args: &Value,
-        arg_names: &HashSet<String>,
+        file: Option<&Path>,
         value: &Value,
     ) -> R<Value> {
         let m = if ev.type_name(value)? == "lambda" {
-            let fa = ev.call(&self.function_args, value.clone())?;
-            for n in ev.attr_names(&fa)? {
-                if !arg_names.contains(&n) {
-                    // `_module.args`: the driver resolves those lazily.
-                    return Err(Bail);
+            if !file.is_some_and(|f| self.args_ok.contains(f)) {
+                let fa = ev.call(&self.function_args, value.clone())?;
+                let arg_names = self.arg_names.as_ref().ok_or(Bail)?;
+                for n in ev.attr_names(&fa)? {
+                    if !arg_names.contains(&n) {
+                        // `_module.args`: the driver resolves those lazily.
+                        return Err(Bail);
+                    }
+                }
+                if let Some(f) = file {
+                    self.args_ok.insert(f.to_path_buf());
                 }
             }
             ev.call(value, base_args.clone())?
@@ -315,7 +332,7 @@ impl Native {
     }
 
     fn machine_inner(
-        &self,
+        &mut self,
         ev: &mut Evaluator,
         name: &str,
         networks: &[(PathBuf, Value)],
@@ -323,7 +340,9 @@ impl Native {
         key_defaults: &Value,
     ) -> R<Value> {
         let base_args = sel(ev, mv, "baseArgs")?;
-        let arg_names: HashSet<String> = ev.attr_names(&base_args)?.into_iter().collect();
+        if self.arg_names.is_none() {
+            self.arg_names = Some(ev.attr_names(&base_args)?.into_iter().collect());
+        }
 
         // The module closure, in genericClosure's order (breadth first, first occurrence of a key wins).
         struct Item {
@@ -352,23 +371,31 @@ impl Native {
             if !seen.insert(item.key.clone()) {
                 continue;
             }
-            let (file, raw) = match ev.type_name(&item.value)? {
+            let (file, raw, path) = match ev.type_name(&item.value)? {
                 "path" | "string" => {
                     let p = if ev.type_name(&item.value)? == "path" {
                         ev.force_path(&item.value)?
                     } else {
                         PathBuf::from(ev.force_string(&item.value)?)
                     };
-                    let target = if p.is_dir() {
-                        p.join("default.nix")
-                    } else {
-                        p.clone()
+                    let raw = match self.files.get(&p) {
+                        Some(v) => v.clone(),
+                        None => {
+                            let target = if p.is_dir() {
+                                p.join("default.nix")
+                            } else {
+                                p.clone()
+                            };
+                            let v = ev.eval_file(&target)?;
+                            self.files.insert(p.clone(), v.clone());
+                            v
+                        }
                     };
-                    (p.to_string_lossy().into_owned(), ev.eval_file(&target)?)
+                    (p.to_string_lossy().into_owned(), raw, Some(p))
                 }
-                _ => (item.file.clone(), item.value.clone()),
+                _ => (item.file.clone(), item.value.clone(), None),
             };
-            let m = self.load(ev, &base_args, &arg_names, &raw)?;
+            let m = self.load(ev, &base_args, path.as_deref(), &raw)?;
             modules.push(file.clone());
             let names = ev.attr_names(&m)?;
             let structured = names.iter().any(|n| n == "config" || n == "options");
