@@ -337,3 +337,34 @@ fn single_file_lint_without_evaluation() {
     let p: &Path = Path::new("five-machines/configuration/pigeon.nix");
     assert!(data().join(p).exists());
 }
+
+/// The Rust fast path and the Nix driver agree, and the fast path really handles the seeds' machines.
+#[test]
+fn fast_path_agrees_with_driver() {
+    for (name, files) in NETWORKS {
+        let mut fast = vec!["eval", "--json"];
+        fast.extend(files.iter());
+        let mut slow = fast.clone();
+        slow.push("--driver-only");
+        let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(&fast)
+            .current_dir(data())
+            .env("FERRY_DEBUG_DISCOVERY", "1")
+            .env_remove("NIX_PATH")
+            .output()
+            .expect("run ferry");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let a: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let n = a["machines"].as_object().map_or(0, |m| m.len());
+        assert!(
+            stderr.contains(&format!("discovery: {n} machine(s) on the fast path")),
+            "{name}: {stderr}"
+        );
+        let b: serde_json::Value = serde_json::from_str(&ferry(&slow).stdout).expect("json");
+        assert_eq!(a, b, "{name}");
+    }
+    // Diagnostics are the same too.
+    let fast = ferry(&["eval", "bad/options.nix"]);
+    let slow = ferry(&["eval", "--driver-only", "bad/options.nix"]);
+    assert_eq!(fast.stderr, slow.stderr);
+}

@@ -67,6 +67,9 @@ pub struct EvalArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Evaluate with the Nix driver only, without the Rust fast path (for comparisons).
+    #[arg(long, hide = true)]
+    pub driver_only: bool,
     #[command(flatten)]
     pub flags: EvalFlags,
 }
@@ -77,6 +80,7 @@ pub fn run(args: EvalArgs) -> ExitCode {
         eval: args.flags.options(),
         machines: args.machines.clone(),
         resolve_key_text: false,
+        driver_only: args.driver_only,
     };
     let files = args.files.clone();
     let result = crate::eval::run_with_big_stack(move || -> crate::network::Result<_> {
@@ -93,6 +97,16 @@ pub fn run(args: EvalArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    tracing::debug!(
+        fast = discovery.fast_machines,
+        "machines evaluated by the fast path"
+    );
+    if std::env::var_os("FERRY_DEBUG_DISCOVERY").is_some() {
+        eprintln!(
+            "discovery: {} machine(s) on the fast path",
+            discovery.fast_machines
+        );
+    }
     if !discovery.diagnostics.is_empty() {
         let text = render_human(
             &discovery.diagnostics,

@@ -74,6 +74,7 @@ pub fn run(args: LintArgs) -> ExitCode {
             eval: args.flags.options(),
             machines: Vec::new(),
             resolve_key_text: false,
+            driver_only: false,
         },
         evaluate: !args.no_eval,
     };

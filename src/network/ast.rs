@@ -215,6 +215,20 @@ impl Locator {
         None
     }
 
+    /// The first attribute names of the file's bindings (for a network file: its machines and more).
+    pub fn top_level_names(&mut self, file: &Path) -> Vec<String> {
+        let Some((_, bindings)) = self.load(file) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = bindings
+            .iter()
+            .filter(|b| !b.in_let)
+            .filter_map(|b| b.path.first().cloned())
+            .collect();
+        out.dedup();
+        out
+    }
+
     /// The binding of machine `name` at the top of a network file.
     pub fn find_machine(&mut self, file: &Path, name: &str) -> Option<Location> {
         let (_, bindings) = self.load(file)?;

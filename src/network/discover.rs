@@ -30,6 +30,8 @@ pub struct DiscoverOptions {
     pub machines: Vec<String>,
     /// Evaluate `deployment.keys.*.text` (deploy needs it; `ferry eval` and `ferry lint` don't).
     pub resolve_key_text: bool,
+    /// Evaluate every machine with the Nix driver only, without the Rust fast path (for comparisons).
+    pub driver_only: bool,
 }
 
 /// The result of discovery.
@@ -41,6 +43,8 @@ pub struct Discovery {
     pub diagnostics: Vec<Diagnostic>,
     /// Every file discovery reached (the network files, then each machine's modules), without repeats.
     pub files: Vec<PathBuf>,
+    /// How many machines the Rust fast path evaluated (the others went through the Nix driver).
+    pub fast_machines: usize,
 }
 
 impl Discovery {
@@ -94,6 +98,7 @@ pub fn discover(files: &[PathBuf], opts: &DiscoverOptions) -> Result<Discovery> 
             network: None,
             diagnostics: diags,
             files: abs,
+            fast_machines: 0,
         });
     }
     let mut w = Walker {
@@ -101,6 +106,10 @@ pub fn discover(files: &[PathBuf], opts: &DiscoverOptions) -> Result<Discovery> 
         loc: Locator::new(),
         diags: Vec::new(),
         resolve_key_text: opts.resolve_key_text,
+        networks: Vec::new(),
+        driver_only: opts.driver_only,
+        fast_machines: 0,
+        machine_files: None,
     };
     let network = w.run(&abs, opts)?;
     let mut seen = std::collections::HashSet::new();
@@ -118,6 +127,7 @@ pub fn discover(files: &[PathBuf], opts: &DiscoverOptions) -> Result<Discovery> 
         network,
         diagnostics: w.diags,
         files: all_files,
+        fast_machines: w.fast_machines,
     })
 }
 
@@ -140,6 +150,11 @@ struct Walker {
     loc: Locator,
     diags: Vec<Diagnostic>,
     resolve_key_text: bool,
+    /// The network files' values, for the fast path.
+    networks: Vec<(PathBuf, Value)>,
+    driver_only: bool,
+    fast_machines: usize,
+    machine_files: Option<HashMap<String, PathBuf>>,
 }
 
 /// How a value's type reads in a message.
@@ -204,6 +219,7 @@ impl Walker {
                     continue;
                 }
             };
+            self.networks.push((f.clone(), value.clone()));
             let file = self.ev.make_string(&f.to_string_lossy());
             networks.push(
                 self.ev
@@ -608,6 +624,13 @@ impl Walker {
             .ev
             .attr_names(&machines)
             .map_err(|e| Error::Driver(Box::new(e)))?;
+        let mut native = if self.driver_only {
+            None
+        } else {
+            super::native::Native::new(&mut self.ev)
+        };
+        let key_defaults = self.driver_select(result, "keyDefaults")?;
+        let networks = self.networks.clone();
         for wanted in &opts.machines {
             if !names.contains(wanted) {
                 let mut d = Diagnostic::new(
@@ -625,6 +648,16 @@ impl Walker {
                 continue;
             }
             let mv = self.driver_select(&machines, &name)?;
+            let mv = match &mut native {
+                Some(n) => match n.machine(&mut self.ev, &name, &networks, &mv, &key_defaults) {
+                    Some(fast) => {
+                        self.fast_machines += 1;
+                        fast
+                    }
+                    None => mv,
+                },
+                None => mv,
+            };
             if let Some(m) = self.machine(&name, &mv, files) {
                 network.machines.insert(name, m);
             }
@@ -635,11 +668,8 @@ impl Walker {
 
     fn machine(&mut self, name: &str, mv: &Value, files: &[PathBuf]) -> Option<Machine> {
         let first = files.first().cloned().unwrap_or_default();
-        let machine_file = files
-            .iter()
-            .rev()
-            .find(|f| self.loc.find_machine(f, name).is_some())
-            .cloned()
+        let machine_file = self
+            .machine_file(name, files)
             .unwrap_or_else(|| first.clone());
         let modules: Vec<PathBuf> = self
             .select(mv, "modules")
@@ -759,6 +789,22 @@ impl Walker {
             deployment: d,
             modules: module_files,
         })
+    }
+
+    /// The last network file that defines machine `name` (one scan of each file's top level, cached).
+    fn machine_file(&mut self, name: &str, files: &[PathBuf]) -> Option<PathBuf> {
+        if self.machine_files.is_none() {
+            let mut map = HashMap::new();
+            for f in files {
+                for m in self.loc.top_level_names(f) {
+                    map.insert(m, f.clone());
+                }
+            }
+            self.machine_files = Some(map);
+        }
+        self.machine_files
+            .as_ref()
+            .and_then(|m| m.get(name).cloned())
     }
 
     fn target_env_is_none(&mut self, mv: &Value) -> bool {

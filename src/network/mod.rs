@@ -12,6 +12,7 @@
 pub mod ast;
 pub mod discover;
 pub mod lint;
+mod native;
 pub mod options;
 
 pub use discover::{DiscoverOptions, Discovery, discover};

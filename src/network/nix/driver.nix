@@ -210,15 +210,27 @@ let
 
       merged = if moduleDefs == [ ] then { } else mergeAt [ ] moduleDefs;
 
+      deploymentRoot = moduleDefs;
       deploymentDefs = defsAt [ "deployment" ] moduleDefs;
       rawDeployment = if deploymentDefs == [ ] then { } else mergeOptional [ "deployment" ] deploymentDefs;
-      rawKeys = let k = rawDeployment.keys or { }; in if isUndefined k then { } else k;
+      # deployment.keys is an attrsOf submodule: as in NixOS, a key exists only if one of its definitions
+      # survives mkIf at the key's level (`keys.tls = mkIf cond { … }`).
+      keyDefs = defsAt [ "deployment" "keys" ] deploymentRoot;
+      keyDefsByName = zipAttrsWith (_: vs: concatMap (d: discharge { inherit (d) file value; priority = defaultPriority; }) vs)
+        (concatMap (d: map (attrs: mapAttrs (_: x: { inherit (d) file; value = x; }) attrs) (pushDownProperties d.value)) keyDefs);
+      rawKeys =
+        if !(all (d: pushable d.value) keyDefs) then (let k = rawDeployment.keys or { }; in if isUndefined k then { } else k)
+        else listToAttrs (concatMap (n:
+          let defs = keyDefsByName.${n}; in
+          if defs == [ ] then [ ] else [ { name = n; value = mergeOptional [ "deployment" "keys" n ] defs; } ]
+        ) (attrNames keyDefsByName));
       deployment = orDefault (deploymentDefaults name) (deploymentDefaults name // rawDeployment) // {
         keys = mapAttrs (_: k: orDefault keyDefaults (keyDefaults // k)) rawKeys;
       };
       config = merged // { inherit deployment; };
     in {
-      inherit config deployment rawDeployment;
+      inherit config deployment rawDeployment baseArgs;
+      defaults = deploymentDefaults name;
       modules = map (i: i.loaded.file) items;
       filesAt = loc: filesAt loc moduleDefs;
     };
@@ -239,6 +251,6 @@ let
   };
 in
 {
-  inherit network networkMerged machines machineNames summary keyDefaults keySources;
+  inherit network networkMerged machines machineNames summary keyDefaults keySources nodes;
   networkFilesAt = loc: filesAt loc networkDefs;
 }
