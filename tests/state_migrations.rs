@@ -49,7 +49,8 @@ PRAGMA user_version = 1;
 
 fn user_version(env: &Env) -> i64 {
     let c = rusqlite::Connection::open(env.state()).unwrap();
-    c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap()
+    c.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
 }
 
 #[test]
@@ -62,7 +63,9 @@ fn an_empty_file_gets_the_current_schema() {
     let st = State::open(&env.state(), OpenMode::Existing).unwrap();
     assert_eq!(st.schema_version().unwrap(), schema::CURRENT);
     let c = rusqlite::Connection::open(env.state()).unwrap();
-    let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let mode: String = c
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
 }
 
@@ -72,7 +75,11 @@ fn a_v1_file_is_upgraded_with_its_data() {
     env.write("target.nix", TARGET_NIX);
     env.write("config.nix", CONFIG_NIX);
     let uuid = "6883071e-df3c-11ea-bd95-0242dcf913a0";
-    let pair = ferry::state::keys::ssh_keypair_from_seed(&[3; 32], [1, 2, 3, 4], "ferry deployment target");
+    let pair = ferry::state::keys::ssh_keypair_from_seed(
+        &[3; 32],
+        [1, 2, 3, 4],
+        "ferry deployment target",
+    );
     let signing = ferry::state::keys::signing_keypair_from_seed("ferry-target-1", &[4; 32]);
     std::fs::create_dir_all(env.state().parent().unwrap()).unwrap();
     {
@@ -90,7 +97,8 @@ fn a_v1_file_is_upgraded_with_its_data() {
             )
             .unwrap();
         }
-        c.execute("INSERT INTO args VALUES (?1, 'env', 'str', 'prod')", [uuid]).unwrap();
+        c.execute("INSERT INTO args VALUES (?1, 'env', 'str', 'prod')", [uuid])
+            .unwrap();
         c.execute(
             "INSERT INTO machines VALUES (?1, 'target', 'none', '123.122.111.110', \
              '/nix/store/9v8jqh5izq81nb60rzcindc6nr7cqwxx-nixos-system', NULL, 1600000100, 'me@laptop')",
@@ -98,7 +106,11 @@ fn a_v1_file_is_upgraded_with_its_data() {
         )
         .unwrap();
     }
-    std::fs::set_permissions(env.state(), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        env.state(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     assert_eq!(user_version(&env), 1);
 
     let info = env.ferry(&["info", "-d", "target", "--json"]);
@@ -108,21 +120,43 @@ fn a_v1_file_is_upgraded_with_its_data() {
     assert_eq!(v["uuid"], uuid);
     assert_eq!(v["description"], "old description");
     assert_eq!(v["nixPath"], serde_json::json!([]));
-    assert_eq!(v["args"], serde_json::json!([{ "name": "env", "kind": "str", "value": "prod" }]));
-    let target = v["machines"].as_array().unwrap().iter().find(|m| m["name"] == "target").unwrap();
-    assert_eq!(target["toplevel"], "/nix/store/9v8jqh5izq81nb60rzcindc6nr7cqwxx-nixos-system");
+    assert_eq!(
+        v["args"],
+        serde_json::json!([{ "name": "env", "kind": "str", "value": "prod" }])
+    );
+    let target = v["machines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "target")
+        .unwrap();
+    assert_eq!(
+        target["toplevel"],
+        "/nix/store/9v8jqh5izq81nb60rzcindc6nr7cqwxx-nixos-system"
+    );
     assert_eq!(target["deployedBy"], "me@laptop");
     // A v1 machine has no generation, so it cannot be the latest deploy's: Outdated until ferry deploys it.
     assert_eq!(target["status"], "Up / Outdated");
-    let db = v["machines"].as_array().unwrap().iter().find(|m| m["name"] == "db").unwrap();
+    let db = v["machines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "db")
+        .unwrap();
     assert_eq!(db["status"], "New");
 
     // The keys survived, and the tables of v2 work.
     let private = env.ferry(&["ssh-key", "-d", "target"]).ok().stdout.clone();
     assert_eq!(private, pair.private.expose());
     let mut st = State::open(&env.state(), OpenMode::Existing).unwrap();
-    st.add_known_host(uuid, &ferry::state::KnownHost { host: "target".into(), key: "ssh-ed25519 AAAA".into() })
-        .unwrap();
+    st.add_known_host(
+        uuid,
+        &ferry::state::KnownHost {
+            host: "target".into(),
+            key: "ssh-ed25519 AAAA".into(),
+        },
+    )
+    .unwrap();
     assert_eq!(st.known_hosts(uuid).unwrap().len(), 1);
     drop(st);
 
