@@ -12,6 +12,7 @@ use state_support::*;
 
 const HERON_UUID: &str = "f56d276b-af54-11ea-b171-02422b1a33b6";
 const UNNAMED_UUID: &str = "6883071e-df3c-11ea-bd95-0242dcf913a0";
+const SPACED_UUID: &str = "0a7c1a52-af55-11ea-b171-02422b1a33b6";
 const HERON_SYSTEM: &str = "/nix/store/9v8jqh5izq81nb60rzcindc6nr7cqwxx-nixos-system-heron-20.09";
 
 /// NixOps's schema (statefile.py `_create_schema`), with the resource tables named as in `schema`.
@@ -184,6 +185,10 @@ fn build_nixops_file(env: &Env, version: i64) -> NixopsFile {
         "nixExprs",
         &serde_json::to_string(&[network.to_string_lossy()]).unwrap(),
     );
+    // NixOps takes any string as a name.
+    c.execute("insert into Deployments(uuid) values (?)", [SPACED_UUID])
+        .unwrap();
+    set(SPACED_UUID, "name", "my blog (staging)");
     drop(c);
     NixopsFile { path, heron_key }
 }
@@ -291,6 +296,7 @@ fn import_nixops_schema_3() {
     );
     // The unnamed deployment got a name derived from its UUID.
     assert_eq!(doc[UNNAMED_UUID]["name"], "nixops-6883071e");
+    assert_eq!(doc[SPACED_UUID]["name"], "my-blog--staging-");
 
     // Importing twice is refused as a whole: nothing is duplicated.
     let again = env.ferry(&[
@@ -309,7 +315,7 @@ fn import_nixops_schema_3() {
             .stdout
             .matches("\"uuid\"")
             .count(),
-        2
+        3
     );
 }
 

@@ -38,8 +38,8 @@ pub struct Imported {
     pub full: FullDeployment,
     /// NixOps resources that are not machines, as `name (type)`.
     pub skipped_resources: Vec<String>,
-    /// The deployment had no name in NixOps and got this one.
-    pub renamed_from_uuid: bool,
+    /// The deployment was renamed: it had no name in NixOps (`Some("")`), or one ferry refuses (`Some(old)`).
+    pub renamed_from: Option<String>,
 }
 
 fn nixops_err(path: &Path, reason: impl Into<String>) -> Error {
@@ -160,10 +160,32 @@ pub fn read(path: &Path) -> Result<Vec<Imported>> {
             &uuid,
         )
         .map_err(sql("read deployment attributes"))?;
-        let (name, renamed_from_uuid) = match attrs.get("name") {
-            Some(n) => (n.clone(), false),
+        let fallback = format!("nixops-{}", uuid.get(..8).unwrap_or("unnamed"));
+        let (name, renamed_from) = match attrs.get("name") {
+            Some(n) if validate_deployment_name(n).is_ok() => (n.clone(), None),
+            // NixOps accepted names ferry refuses (spaces, a leading dash, …): keep what can be kept.
+            Some(n) => {
+                let cleaned: String = n
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                            c
+                        } else {
+                            '-'
+                        }
+                    })
+                    .collect::<String>()
+                    .trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
+                    .to_owned();
+                let new = if validate_deployment_name(&cleaned).is_ok() {
+                    cleaned
+                } else {
+                    fallback
+                };
+                (new, Some(n.clone()))
+            }
             // NixOps allowed unnamed deployments (addressed by UUID); ferry wants a name.
-            None => (format!("nixops-{}", &uuid[..8]), true),
+            None => (fallback, Some(String::new())),
         };
         let bad = |what: &str, e: serde_json::Error| {
             nixops_err(path, format!("deployment '{name}': {what}: {e}"))
@@ -274,7 +296,7 @@ pub fn read(path: &Path) -> Result<Vec<Imported>> {
         out.push(Imported {
             full,
             skipped_resources,
-            renamed_from_uuid,
+            renamed_from,
         });
     }
     Ok(out)
