@@ -14,14 +14,21 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("ssh", &["store"]),
     ("state", &["store", "syntax", "eval", "network"]),
     ("copy", &["store", "daemon", "ssh", "state"]),
-    ("deploy", &["store", "daemon", "ssh", "copy", "state", "syntax", "eval", "network"]),
+    (
+        "deploy",
+        &[
+            "store", "daemon", "ssh", "copy", "state", "syntax", "eval", "network",
+        ],
+    ),
 ];
 
 /// Layers that must stay synchronous and free of I/O runtimes.
 const PURE: &[&str] = &["store", "syntax", "eval", "network"];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -53,7 +60,11 @@ fn lower_layers_do_not_import_higher_ones() {
                 if other == *module || allowed.contains(&other) {
                     continue;
                 }
-                for pattern in [format!("crate::{other}::"), format!("crate::{other};"), format!("ferry::{other}::")] {
+                for pattern in [
+                    format!("crate::{other}::"),
+                    format!("crate::{other};"),
+                    format!("ferry::{other}::"),
+                ] {
                     if text.contains(&pattern) {
                         violations.push(format!("{} uses `{pattern}`", file.display()));
                     }
@@ -62,7 +73,11 @@ fn lower_layers_do_not_import_higher_ones() {
         }
     }
     assert!(checked > 0, "no source files found under {}", src.display());
-    assert!(violations.is_empty(), "layer violations:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "layer violations:\n{}",
+        violations.join("\n")
+    );
 }
 
 #[test]
@@ -79,5 +94,9 @@ fn pure_layers_do_not_use_tokio() {
             }
         }
     }
-    assert!(violations.is_empty(), "tokio used in a pure layer:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "tokio used in a pure layer:\n{}",
+        violations.join("\n")
+    );
 }

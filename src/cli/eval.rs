@@ -79,7 +79,9 @@ pub fn run(args: EvalArgs) -> ExitCode {
         resolve_key_text: false,
     };
     let files = args.files.clone();
-    let result = crate::eval::run_with_big_stack(move || discover(&files, &opts));
+    let result = crate::eval::run_with_big_stack(move || -> crate::network::Result<_> {
+        discover(&files, &opts)
+    });
     let discovery = match result {
         Ok(Ok(d)) => d,
         Ok(Err(e)) => {

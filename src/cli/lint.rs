@@ -78,7 +78,9 @@ pub fn run(args: LintArgs) -> ExitCode {
         evaluate: !args.no_eval,
     };
     let files = args.files.clone();
-    let diags = match crate::eval::run_with_big_stack(move || lint(&files, &opts)) {
+    let diags = match crate::eval::run_with_big_stack(move || -> crate::network::Result<_> {
+        lint(&files, &opts)
+    }) {
         Ok(Ok(d)) => d,
         Ok(Err(e)) => {
             eprintln!("error: {e}");

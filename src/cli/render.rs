@@ -24,10 +24,28 @@ pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
-/// Files read for snippets, cached.
+/// Files read for snippets, cached. Literal secrets (key texts, password-like options) are masked with `*`
+/// as the file is loaded, so that no snippet ever shows key contents.
 #[derive(Default)]
 pub struct Sources {
     files: HashMap<PathBuf, Option<SourceFile>>,
+}
+
+/// `text` with the contents of the string literals at `ranges` replaced by `*`, char for char (columns stay
+/// right); quotes and interpolations are kept.
+fn mask(text: &str, ranges: &[std::ops::Range<usize>]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in text.char_indices() {
+        let inside = ranges
+            .iter()
+            .any(|r| r.start < i && i + c.len_utf8() < r.end);
+        if inside && !matches!(c, '"' | '\'' | '\n' | '\r' | '\t') {
+            out.push('*');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Sources {
@@ -35,9 +53,10 @@ impl Sources {
         self.files
             .entry(path.to_path_buf())
             .or_insert_with(|| {
-                std::fs::read_to_string(path)
-                    .ok()
-                    .map(|t| SourceFile::new(path, t))
+                std::fs::read_to_string(path).ok().map(|t| {
+                    let secrets = crate::network::lint::secret_ranges(&t);
+                    SourceFile::new(path, mask(&t, &secrets))
+                })
             })
             .as_ref()
     }
@@ -99,25 +118,39 @@ fn snippet(out: &mut String, st: &Style, src: &SourceFile, width: usize, mark: &
     } = *mark;
     let start = src.line_col(range.start);
     let end = src.line_col(range.end.max(range.start));
-    let line = src.line_text(start.line);
+    let full = src.line_text(start.line);
     let pad = " ".repeat(width);
-    let _ = writeln!(out, "{pad} {}", st.gutter("|"));
-    let _ = writeln!(
-        out,
-        "{} {} {line}",
-        st.gutter(&format!("{:>width$}", start.line)),
-        st.gutter("|")
-    );
-    let line_chars = line.chars().count();
+    let line_chars = full.chars().count();
     let from = (start.col as usize).saturating_sub(1);
     let to = if end.line == start.line {
         (end.col as usize).saturating_sub(1)
     } else {
         line_chars
     };
+    // Very long lines (generated or minified files): show a window around the span.
+    const WINDOW: usize = 160;
+    let (skip, take) = if line_chars > WINDOW {
+        let skip = from.saturating_sub(40);
+        (skip, WINDOW)
+    } else {
+        (0, line_chars)
+    };
+    let shown: String = full.chars().skip(skip).take(take).collect();
+    let ellipsis_before = if skip > 0 { "…" } else { "" };
+    let ellipsis_after = if skip + take < line_chars { "…" } else { "" };
+    let _ = writeln!(out, "{pad} {}", st.gutter("|"));
+    let _ = writeln!(
+        out,
+        "{} {} {ellipsis_before}{shown}{ellipsis_after}",
+        st.gutter(&format!("{:>width$}", start.line)),
+        st.gutter("|")
+    );
+    let from = from - skip + ellipsis_before.chars().count();
+    let to = (to.saturating_sub(skip) + ellipsis_before.chars().count())
+        .min(take + ellipsis_before.chars().count());
     let len = to.saturating_sub(from).max(1);
     // Keep tabs so the marker lines up under the source.
-    let lead: String = line
+    let lead: String = format!("{ellipsis_before}{shown}")
         .chars()
         .take(from)
         .map(|c| if c == '\t' { '\t' } else { ' ' })

@@ -133,6 +133,15 @@ pub fn ends_with(path: &[String], suffix: &[&str]) -> bool {
             .all(|(a, b)| a == b)
 }
 
+/// True when `path` contains `seq` contiguously.
+pub fn contains_seq(path: &[String], seq: &[&str]) -> bool {
+    !seq.is_empty()
+        && path.len() >= seq.len()
+        && path
+            .windows(seq.len())
+            .any(|w| w.iter().zip(seq).all(|(a, b)| a == b))
+}
+
 /// Parsed files, cached, for locating options named by evaluation.
 #[derive(Default)]
 pub struct Locator {
@@ -180,10 +189,17 @@ impl Locator {
         let (_, bindings) = self.load(file)?;
         for len in (1..=option.len()).rev() {
             let suffix = &option[..len];
-            let candidates: Vec<&Binding> = bindings
+            let mut candidates: Vec<&Binding> = bindings
                 .iter()
                 .filter(|b| !b.in_let && ends_with(&b.path, suffix))
                 .collect();
+            // `deployment.keys.db.user = …` locates `deployment.keys.db` too.
+            if candidates.is_empty() && len == option.len() {
+                candidates = bindings
+                    .iter()
+                    .filter(|b| !b.in_let && contains_seq(&b.path, suffix))
+                    .collect();
+            }
             let best = candidates
                 .iter()
                 .find(|b| machine.is_some_and(|m| b.path.first().is_some_and(|f| f == m)))

@@ -3,6 +3,10 @@
 //! does not exist) becomes a [`Diagnostic`] located at the option's definition; the option keeps its
 //! default so that the rest of the network is still checked.
 
+// `EvalError` is the evaluator's type and carries a trace; boxing it at every call of its API would only
+// add noise. Errors are rare here (one per broken option), so their size does not matter.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -72,6 +76,25 @@ pub fn discover(files: &[PathBuf], opts: &DiscoverOptions) -> Result<Discovery> 
             return Err(Error::Io { path: p, source });
         }
         abs.push(p);
+    }
+    // The parser needs guarding against pathological nesting (see syntax::parse::MAX_NESTING); check the
+    // network files before the evaluator parses them.
+    let mut diags = Vec::new();
+    for p in &abs {
+        let text = std::fs::read_to_string(p).map_err(|source| Error::Io {
+            path: p.clone(),
+            source,
+        })?;
+        if crate::syntax::parse::too_deep(&text).is_some() {
+            diags.extend(crate::syntax::parse_file(p, &text).errors);
+        }
+    }
+    if !diags.is_empty() {
+        return Ok(Discovery {
+            network: None,
+            diagnostics: diags,
+            files: abs,
+        });
     }
     let mut w = Walker {
         ev: Evaluator::new(opts.eval.clone()),
@@ -150,7 +173,7 @@ impl Walker {
             Some(root) => self.ev.eval_file(&root.join("lib/default.nix")),
             None => self.ev.eval_file(&Self::virtual_path("lib.nix")),
         }
-        .map_err(Error::Driver)?;
+        .map_err(|e| Error::Driver(Box::new(e)))?;
 
         // Each network file, applied to --arg/--argstr when it is a function (as NixOps does).
         let mut networks = Vec::new();
@@ -193,7 +216,7 @@ impl Walker {
         let driver = self
             .ev
             .eval_file(&Self::virtual_path("driver.nix"))
-            .map_err(Error::Driver)?;
+            .map_err(|e| Error::Driver(Box::new(e)))?;
         let mut args = vec![
             ("networks".to_string(), self.ev.make_list(networks)),
             ("lib".to_string(), lib),
@@ -205,7 +228,10 @@ impl Walker {
             }
         }
         let args = self.ev.make_attrs(args);
-        let result = self.ev.call(&driver, args).map_err(Error::Driver)?;
+        let result = self
+            .ev
+            .call(&driver, args)
+            .map_err(|e| Error::Driver(Box::new(e)))?;
 
         let mut network = self.network(&result, files)?;
         self.machines(&result, files, opts, &mut network)?;
@@ -222,7 +248,7 @@ impl Walker {
     }
 
     fn driver_select(&mut self, v: &Value, name: &str) -> Result<Value> {
-        self.select(v, name).map_err(Error::Driver)
+        self.select(v, name).map_err(|e| Error::Driver(Box::new(e)))
     }
 
     /// A diagnostic for an evaluation error: at the error's own position when it is in a user file, else at
@@ -578,7 +604,10 @@ impl Walker {
         network: &mut Network,
     ) -> Result<()> {
         let machines = self.driver_select(result, "machines")?;
-        let names = self.ev.attr_names(&machines).map_err(Error::Driver)?;
+        let names = self
+            .ev
+            .attr_names(&machines)
+            .map_err(|e| Error::Driver(Box::new(e)))?;
         for wanted in &opts.machines {
             if !names.contains(wanted) {
                 let mut d = Diagnostic::new(

@@ -40,8 +40,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The embedded driver itself failed (a bug in ferry or the evaluator, not in the network).
     #[error("the network driver failed: {0}")]
-    Driver(#[source] crate::eval::EvalError),
+    Driver(#[source] Box<crate::eval::EvalError>),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -22,6 +22,13 @@ pub struct LintOptions {
     pub evaluate: bool,
 }
 
+/// Byte ranges of literal secrets in `text` (key `text` literals and literal values of password-, secret- and
+/// token-like options): renderers mask them, so that key contents never appear in output.
+pub fn secret_ranges(text: &str) -> Vec<std::ops::Range<usize>> {
+    let parsed = parse_file(Path::new(""), text);
+    rules::secret_literal_ranges(&bindings(&parsed.root))
+}
+
 /// The static rules on one file's text.
 pub fn lint_source(path: &Path, text: &str) -> Vec<Diagnostic> {
     let parsed = parse_file(path, text);

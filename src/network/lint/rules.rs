@@ -188,6 +188,25 @@ fn interpolates_path(node: &rnix::SyntaxNode) -> bool {
     })
 }
 
+/// Ranges of string literals that hold secrets: key texts and values of secret-like options.
+pub fn secret_literal_ranges(bindings: &[Binding]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    for b in bindings {
+        let Some(last) = b.path.last() else { continue };
+        let keyed = in_keys(&b.path);
+        let secret = (keyed && last == "text")
+            || (!keyed && is_secret_name(last))
+            || (b.in_let && is_secret_name(last));
+        let Some(value) = b.value.clone().map(unparen) else {
+            continue;
+        };
+        if secret && value.kind() == SyntaxKind::NODE_STRING {
+            out.push(range(&value));
+        }
+    }
+    out
+}
+
 /// Secrets headed for the store, and root's authorized keys.
 pub fn secrets(file: &Path, bindings: &[Binding], out: &mut Vec<Diagnostic>) {
     for b in bindings {

@@ -59,23 +59,32 @@ let
     else if t == "order" then pushDownProperties v.content
     else [ v ];
 
-  # Removes mkIf (forcing its condition), mkMerge and mkOrder; records mkOverride's priority.
+  # Removes mkIf (forcing its condition), mkMerge and mkOrder; records mkOverride's and mkOrder's priorities.
   discharge = def:
     let v = def.value; t = typeOf' v; in
     if t == "merge" then concatMap (c: discharge (def // { value = c; })) v.contents
     else if t == "if" then (if v.condition then discharge (def // { value = v.content; }) else [ ])
     else if t == "override" then discharge (def // { value = v.content; priority = v.priority; })
-    else if t == "order" then discharge (def // { value = v.content; })
+    else if t == "order" then discharge (def // { value = v.content; order = v.priority; })
     else [ def ];
 
-  # Untyped, lazy merge of module definitions at `loc`. defs: [ { file; value; } ].
-  mergeAt = loc: defs:
-    if defs != [ ] && all (d: pushable d.value) defs then
-      zipAttrsWith (n: vs: mergeAt (loc ++ [ n ]) vs)
-        (concatMap (d: map (attrs: mapAttrs (_: x: { inherit (d) file; value = x; }) attrs) (pushDownProperties d.value)) defs)
-    else mergeLeaf loc defs;
+  # An option whose definitions all vanished (mkIf false): the schema's default applies.
+  undefined = { _type = "ferry-undefined"; };
+  isUndefined = v: isAttrs v && (v._type or null) == "ferry-undefined";
+  orDefault = defaults: mapAttrs (n: v: if isUndefined v then defaults.${n} or v else v);
 
-  mergeLeaf = loc: defs:
+  # Untyped, lazy merge of module definitions at `loc`. defs: [ { file; value; } ]. `onUndefined loc` is the
+  # value of a leaf without definitions.
+  mergeWith = onUndefined: loc: defs:
+    if defs != [ ] && all (d: pushable d.value) defs then
+      zipAttrsWith (n: vs: mergeWith onUndefined (loc ++ [ n ]) vs)
+        (concatMap (d: map (attrs: mapAttrs (_: x: { inherit (d) file; value = x; }) attrs) (pushDownProperties d.value)) defs)
+    else mergeLeaf onUndefined loc defs;
+
+  mergeAt = mergeWith (loc: throw "The option `${showLoc loc}' is used but not defined.");
+  mergeOptional = mergeWith (_: undefined);
+
+  mergeLeaf = onUndefined: loc: defs:
     let
       discharged = concatMap (d: discharge { inherit (d) file value; priority = defaultPriority; }) defs;
       best = foldl' (a: d: if d.priority < a then d.priority else a) 10000 discharged;
@@ -83,21 +92,24 @@ let
       values = map (d: d.value) top;
       first = head values;
     in
-    if top == [ ] then throw "The option `${showLoc loc}' is used but not defined."
-    else if all isList values then concatLists values
+    if top == [ ] then onUndefined loc
+    # Lists concatenate in mkBefore (500) / plain (1000) / mkAfter (1500) order; builtins.sort is stable.
+    else if all isList values then concatLists (map (d: d.value) (builtins.sort (a: b: (a.order or 1000) < (b.order or 1000)) top))
     else if length values == 1 then first
     else if all (v: v == first) (tail values) then first
-    else throw "The option `${showLoc loc}' has conflicting definition values in ${builtins.concatStringsSep ", " (map (d: d.file) top)}.";
+    else throw "The option `${showLoc loc}' has conflicting definition values (${toString (length top)} definitions with the same priority).";
 
-  # Files whose definitions reach `loc` (for diagnostics), highest priority not considered.
-  filesAt = loc: defs:
-    if loc == [ ] then map (d: d.file) defs
+  # The definitions that reach `loc` (pushed through properties), highest priority not considered.
+  defsAt = loc: defs:
+    if loc == [ ] then defs
     else
       let
         n = head loc;
         pushed = concatMap (d: if pushable d.value then map (a: { inherit (d) file; value = a; }) (pushDownProperties d.value) else [ ]) defs;
       in
-      filesAt (tail loc) (concatMap (d: if d.value ? ${n} then [ { inherit (d) file; value = d.value.${n}; } ] else [ ]) pushed);
+      defsAt (tail loc) (concatMap (d: if d.value ? ${n} then [ { inherit (d) file; value = d.value.${n}; } ] else [ ]) pushed);
+
+  filesAt = loc: defs: map (d: d.file) (defsAt loc defs);
 
   # ---- the option schema ----------------------------------------------------------------------------------------
   deploymentDefaults = name: {
@@ -132,8 +144,8 @@ let
     concatMap (n: if n.value ? ${attr} then [ { inherit (n) file; value = n.value.${attr}; } ] else [ ]) networks;
 
   networkDefs = definitionsOf "network";
-  networkMerged = if networkDefs == [ ] then { } else mergeAt [ "network" ] networkDefs;
-  network = networkDefaults // networkMerged;
+  networkMerged = if networkDefs == [ ] then { } else mergeOptional [ "network" ] networkDefs;
+  network = orDefault networkDefaults (networkDefaults // networkMerged);
 
   machineNames = attrNames (removeAttrs (foldl' (a: n: a // n.value) { } networks) reserved);
 
@@ -198,9 +210,11 @@ let
 
       merged = if moduleDefs == [ ] then { } else mergeAt [ ] moduleDefs;
 
-      rawDeployment = merged.deployment or { };
-      deployment = deploymentDefaults name // rawDeployment // {
-        keys = mapAttrs (_: k: keyDefaults // k) (rawDeployment.keys or { });
+      deploymentDefs = defsAt [ "deployment" ] moduleDefs;
+      rawDeployment = if deploymentDefs == [ ] then { } else mergeOptional [ "deployment" ] deploymentDefs;
+      rawKeys = let k = rawDeployment.keys or { }; in if isUndefined k then { } else k;
+      deployment = orDefault (deploymentDefaults name) (deploymentDefaults name // rawDeployment) // {
+        keys = mapAttrs (_: k: orDefault keyDefaults (keyDefaults // k)) rawKeys;
       };
       config = merged // { inherit deployment; };
     in {

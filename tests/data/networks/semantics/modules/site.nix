@@ -1,0 +1,5 @@
+{ config, lib, name, ... }:
+{
+  imports = [ ./shared.nix ];
+  deployment.tags = [ "site-of-${config.networking.hostName}" ];
+}
