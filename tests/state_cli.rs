@@ -68,6 +68,7 @@ fn life_cycle() {
         ],
     );
     t += &env.ferry(&["info", "--plain"]).ok().transcript();
+    t += &env.ferry(&["info", "--json"]).ok().transcript();
     t += &env.ferry(&["list"]).ok().transcript();
 
     // db leaves the network: recorded but no longer defined.
@@ -88,7 +89,7 @@ fn life_cycle() {
     t += &env.ferry(&["list", "--json"]).ok().transcript();
 
     let public = env.ferry(&["ssh-key", "-d", "prod", "--public"]);
-    public.ok();
+    t += &public.ok().transcript();
     let export_keys = env.ferry(&["export", "-d", "prod", "--include-keys"]);
     export_keys.ok();
     t += &env.ferry(&["export"]).ok().transcript();
