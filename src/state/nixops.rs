@@ -160,33 +160,7 @@ pub fn read(path: &Path) -> Result<Vec<Imported>> {
             &uuid,
         )
         .map_err(sql("read deployment attributes"))?;
-        let fallback = format!("nixops-{}", uuid.get(..8).unwrap_or("unnamed"));
-        let (name, renamed_from) = match attrs.get("name") {
-            Some(n) if validate_deployment_name(n).is_ok() => (n.clone(), None),
-            // NixOps accepted names ferry refuses (spaces, a leading dash, …): keep what can be kept.
-            Some(n) => {
-                let cleaned: String = n
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                            c
-                        } else {
-                            '-'
-                        }
-                    })
-                    .collect::<String>()
-                    .trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
-                    .to_owned();
-                let new = if validate_deployment_name(&cleaned).is_ok() {
-                    cleaned
-                } else {
-                    fallback
-                };
-                (new, Some(n.clone()))
-            }
-            // NixOps allowed unnamed deployments (addressed by UUID); ferry wants a name.
-            None => (fallback, Some(String::new())),
-        };
+        let (name, renamed_from) = importable_name(attrs.get("name").map(String::as_str), &uuid);
         let bad = |what: &str, e: serde_json::Error| {
             nixops_err(path, format!("deployment '{name}': {what}: {e}"))
         };
