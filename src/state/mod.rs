@@ -1066,18 +1066,23 @@ fn not_ferry(conn: &Connection, path: PathBuf) -> Error {
 ///
 /// Debug builds honour `FERRY_TEST_PAUSE_BEFORE_COMMIT=<file>`: with every write of the transaction done, the
 /// process creates that file and sleeps, so that a test can kill it at the worst moment and check that the
-/// previous state survives (tests/state_crash.rs). Release builds contain no such hook.
+/// previous state survives (tests/state_concurrency.rs, tests/state_migrations.rs). Release builds contain no such hook.
 fn commit(tx: Transaction<'_>, path: &Path) -> Result<()> {
-    #[cfg(debug_assertions)]
-    if let Some(marker) = std::env::var_os("FERRY_TEST_PAUSE_BEFORE_COMMIT") {
-        let _ = fs::write(&marker, std::process::id().to_string());
-        std::thread::sleep(Duration::from_secs(60));
-    }
+    test_pause_before_commit();
     tx.commit().map_err(|source| Error::Sqlite {
         op: "commit",
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// The test hook described at [`commit`]; a no-op in release builds.
+pub(crate) fn test_pause_before_commit() {
+    #[cfg(debug_assertions)]
+    if let Some(marker) = std::env::var_os("FERRY_TEST_PAUSE_BEFORE_COMMIT") {
+        let _ = fs::write(&marker, std::process::id().to_string());
+        std::thread::sleep(Duration::from_secs(60));
+    }
 }
 
 fn create_file(path: &Path) -> Result<()> {
