@@ -10,15 +10,19 @@ pub mod delete;
 pub mod deployments;
 pub mod destroy;
 pub mod eval;
+pub mod exec;
 pub mod export;
 pub mod import;
 pub mod import_nixops;
 pub mod info;
 pub mod lint;
 pub mod list;
+pub mod logging;
 pub mod modify;
 pub mod nix_eval;
+pub mod path_info;
 pub mod render;
+pub mod ssh;
 pub mod ssh_key;
 
 /// ferry: deploy NixOS networks to fleets of machines.
@@ -41,6 +45,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open a shell on a machine (with a PTY), or run a command there with its exit code passed through.
+    Ssh(ssh::SshArgs),
+    /// Run a command on many machines at once; output prefixed `host> `, summary at the end.
+    Exec(exec::ExecArgs),
+    /// Show information about store paths, like `nix path-info`.
+    PathInfo(path_info::PathInfoArgs),
     /// Create a deployment from network files.
     Create(create::CreateArgs),
     /// Change a deployment's network files, name, description or arguments.
@@ -71,9 +81,13 @@ pub enum Command {
 
 /// Parse the command line, run the command and map its outcome to an exit code.
 pub fn run() -> ExitCode {
+    logging::init();
     let cli = Cli::parse();
     let state = cli.state.as_deref();
     match cli.command {
+        Command::Ssh(args) => ssh::run(args),
+        Command::Exec(args) => exec::run(args),
+        Command::PathInfo(args) => path_info::run(args),
         Command::Create(args) => create::run(state, args),
         Command::Modify(args) => modify::run(state, args),
         Command::List(args) => list::run(state, args),

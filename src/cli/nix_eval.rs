@@ -97,7 +97,7 @@ fn evaluate(args: &NixEvalArgs) -> Result<String, String> {
     .map_err(|e| e.to_string())?;
     let value = ev.apply_auto_args(&value).map_err(|e| e.to_string())?;
     let out = if args.json {
-        ev.to_json(&value).map(|j| j.to_string())
+        ev.to_json_string(&value)
     } else {
         ev.print(&value, args.strict)
     };

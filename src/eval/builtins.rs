@@ -836,15 +836,12 @@ pub(crate) static PRIMOPS: &[PrimOp] = &[
         let name = ev.force_str_plain(&a[1])?;
         ev.find_file(&name)
     }),
-    prim!("toJSON", 1, |ev, a| {
-        let j = ev.to_json_v(&a[0])?;
-        Ok(V::str(j.to_string()))
-    }),
+    prim!("toJSON", 1, |ev, a| { Ok(V::str(ev.json_text_of(&a[0])?)) }),
     prim!("fromJSON", 1, |ev, a| {
         let s = ev.force_str_plain(&a[0])?;
         let j: serde_json::Value =
             serde_json::from_str(&s).map_err(|e| err(EvalErrorKind::Eval, format!("{e}")))?;
-        Ok(ev.from_json(&j))
+        Ok(ev.value_of_json(&j))
     }),
     prim!("fromTOML", 1, |_, _| Err(err(
         EvalErrorKind::NotImplemented,
@@ -965,9 +962,7 @@ fn component_less(a: &str, b: &str) -> bool {
     match (an, bn) {
         (Some(x), Some(y)) => x < y,
         _ => {
-            if a.is_empty() && bn.is_some() {
-                true
-            } else if a == "pre" && b != "pre" {
+            if a == "pre" && b != "pre" {
                 true
             } else if b == "pre" {
                 false
@@ -1142,7 +1137,7 @@ impl Evaluator {
         Ok(Rc::from(super::canon_path(&s.s)))
     }
 
-    pub(crate) fn from_json(&mut self, j: &serde_json::Value) -> V {
+    pub(crate) fn value_of_json(&mut self, j: &serde_json::Value) -> V {
         match j {
             serde_json::Value::Null => V::Null,
             serde_json::Value::Bool(b) => V::Bool(*b),
@@ -1152,36 +1147,40 @@ impl Evaluator {
             },
             serde_json::Value::String(s) => V::str(s.as_str()),
             serde_json::Value::Array(a) => {
-                V::List(Rc::new(a.iter().map(|x| self.from_json(x)).collect()))
+                V::List(Rc::new(a.iter().map(|x| self.value_of_json(x)).collect()))
             }
             serde_json::Value::Object(o) => {
                 let entries = o
                     .iter()
-                    .map(|(k, v)| (self.interner.intern(k), self.from_json(v), None))
+                    .map(|(k, v)| (self.interner.intern(k), self.value_of_json(v), None))
                     .collect();
                 V::Attrs(Rc::new(Attrs::from_unsorted(entries)))
             }
         }
     }
 
-    /// `builtins.toJSON` / `--json`: forces deeply as it goes.
-    pub(crate) fn to_json_v(&mut self, v: &V) -> Result<serde_json::Value> {
+    /// `builtins.toJSON` / `--json` text, exactly as Nix 2.8 writes it; forces deeply as it goes.
+    pub(crate) fn json_text_of(&mut self, v: &V) -> Result<String> {
+        let mut out = String::new();
+        self.write_json(v, &mut out)?;
+        Ok(out)
+    }
+
+    fn write_json(&mut self, v: &V, out: &mut String) -> Result<()> {
         self.enter(None)?;
-        let r = self.to_json_inner(v);
+        let r = self.write_json_inner(v, out);
         self.leave();
         r
     }
 
-    fn to_json_inner(&mut self, v: &V) -> Result<serde_json::Value> {
+    fn write_json_inner(&mut self, v: &V, out: &mut String) -> Result<()> {
         let v = self.force(v)?;
-        Ok(match &v {
-            V::Null => serde_json::Value::Null,
-            V::Bool(b) => serde_json::Value::Bool(*b),
-            V::Int(i) => serde_json::Value::from(*i),
-            V::Float(f) => serde_json::Number::from_f64(*f)
-                .map(serde_json::Value::Number)
-                .unwrap_or(serde_json::Value::Null),
-            V::Str(s) => serde_json::Value::String(s.s.to_string()),
+        match &v {
+            V::Null => out.push_str("null"),
+            V::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            V::Int(i) => out.push_str(&i.to_string()),
+            V::Float(f) => out.push_str(&super::print::format_float(*f)),
+            V::Str(s) => json_string(&s.s, out),
             V::Path(p) => {
                 return Err(err(
                     EvalErrorKind::NotAvailableDuringDiscovery,
@@ -1191,35 +1190,62 @@ impl Evaluator {
                 ));
             }
             V::List(l) => {
-                let mut out = Vec::with_capacity(l.len());
-                for x in l.iter() {
-                    out.push(self.to_json_v(x)?);
+                out.push('[');
+                for (i, x) in l.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    self.write_json(x, out)?;
                 }
-                serde_json::Value::Array(out)
+                out.push(']');
             }
             V::Attrs(a) => {
                 if let Some(f) = a.get("__toString") {
                     let f = f.clone();
                     let s = self.apply(&f, v.clone(), None)?;
                     let s = self.coerce_to_string(&s, false, false)?;
-                    return Ok(serde_json::Value::String(s.s.to_string()));
+                    json_string(&s.s, out);
+                    return Ok(());
                 }
                 if let Some(o) = a.get("outPath") {
                     let o = o.clone();
-                    return self.to_json_v(&o);
+                    return self.write_json(&o, out);
                 }
-                let mut m = serde_json::Map::new();
-                for (n, x, _) in &a.entries {
-                    m.insert(n.to_string(), self.to_json_v(x)?);
+                out.push('{');
+                for (i, (n, x, _)) in a.entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    json_string(n, out);
+                    out.push(':');
+                    self.write_json(x, out)?;
                 }
-                serde_json::Value::Object(m)
+                out.push('}');
             }
             V::Lambda(_) | V::PrimOp(_) => {
                 return Err(type_err("cannot convert a function to JSON".into()));
             }
-            V::Thunk(_) => serde_json::Value::Null,
-        })
+            V::Thunk(_) => out.push_str("null"),
+        }
+        Ok(())
     }
+}
+
+/// A JSON string as Nix 2.8 escapes it (control characters as `\u00XX`, the rest raw).
+fn json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 fn current_time() -> i64 {

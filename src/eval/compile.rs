@@ -90,7 +90,8 @@ pub(crate) struct AttrsDef {
 
 #[derive(Debug)]
 pub(crate) enum Param {
-    Ident(Sym),
+    /// The parameter's name (for diagnostics and lints).
+    Ident(#[allow(dead_code)] Sym),
     Pattern {
         formals: Vec<(Sym, Option<Rc<Expr>>)>,
         ellipsis: bool,
@@ -105,33 +106,24 @@ pub(crate) struct LambdaDef {
     pub pos: Pos,
 }
 
-impl LambdaDef {
-    pub fn slots(&self) -> usize {
-        match &self.param {
-            Param::Ident(_) => 1,
-            Param::Pattern { formals, bind, .. } => formals.len() + usize::from(bind.is_some()),
-        }
-    }
-}
-
 #[derive(Debug)]
 pub(crate) enum Expr {
     Const(V),
     Var(Var, Pos),
-    Str(Vec<StrPart>, Pos),
+    Str(Vec<StrPart>, #[allow(dead_code)] Pos),
     /// An interpolated path; the first part is already absolute.
     Path(Vec<StrPart>, Pos),
     SearchPath(Rc<str>, Pos),
     Select(Rc<Expr>, Box<[AttrKey]>, Option<Rc<Expr>>, Pos),
     HasAttr(Rc<Expr>, Box<[AttrKey]>, Pos),
-    Attrs(Rc<AttrsDef>, Pos),
+    Attrs(Rc<AttrsDef>, #[allow(dead_code)] Pos),
     Let(Rc<AttrsDef>, Rc<Expr>),
     List(Box<[Rc<Expr>]>),
     Lambda(Rc<LambdaDef>),
     Apply(Rc<Expr>, Rc<Expr>, Pos),
     If(Rc<Expr>, Rc<Expr>, Rc<Expr>, Pos),
     Assert(Rc<Expr>, Rc<Expr>, Pos),
-    With(Rc<Expr>, Rc<Expr>, Pos),
+    With(Rc<Expr>, Rc<Expr>, #[allow(dead_code)] Pos),
     Bin(BinOp, Rc<Expr>, Rc<Expr>, Pos),
     Not(Rc<Expr>, Pos),
     Neg(Rc<Expr>, Pos),

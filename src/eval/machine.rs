@@ -377,11 +377,17 @@ impl Evaluator {
     /// The frame of a `rec` set or `let`: one slot per static attribute, each a thunk in the frame.
     fn rec_frame(&mut self, def: &Rc<AttrsDef>, env: &Env) -> Env {
         let frame = new_env(Vec::with_capacity(def.statics.len()), Some(env.clone()));
-        let slots: Vec<V> = def
-            .statics
-            .iter()
-            .map(|a| self.delay_rec(&a.value, &frame))
-            .collect();
+        let mut slots: Vec<V> = Vec::with_capacity(def.statics.len());
+        for a in &def.statics {
+            // Like Nix, a variable naming an earlier slot of this frame shares its value.
+            let v = match &*a.value {
+                Expr::Var(Var::Local { up: 0, idx }, _) if *idx < slots.len() => {
+                    slots[*idx].clone()
+                }
+                _ => self.delay_rec(&a.value, &frame),
+            };
+            slots.push(v);
+        }
         *frame.slots.borrow_mut() = slots;
         frame
     }
@@ -672,15 +678,6 @@ impl Evaluator {
         }
     }
 
-    pub(crate) fn force_function(&mut self, v: &V) -> Result<V> {
-        let f = self.force(v)?;
-        match &f {
-            V::Lambda(_) | V::PrimOp(_) => Ok(f),
-            V::Attrs(a) if a.get("__functor").is_some() => Ok(f),
-            other => Err(expected("a function", other)),
-        }
-    }
-
     fn eval_bin(
         &mut self,
         op: BinOp,
@@ -811,7 +808,12 @@ impl Evaluator {
                     if *y == 0 {
                         return Err(err(EvalErrorKind::Eval, "division by zero"));
                     }
-                    x.wrapping_div(*y)
+                    match x.checked_div(*y) {
+                        Some(q) => q,
+                        None => {
+                            return Err(err(EvalErrorKind::Eval, "overflow in integer division"));
+                        }
+                    }
                 }
             })),
             (V::Int(_) | V::Float(_), V::Int(_) | V::Float(_)) => {

@@ -8,6 +8,10 @@
 //! path, so importing the same module from a thousand machines costs one parse. Rowan trees are `!Send`,
 //! and so is an [`Evaluator`]: use one per thread.
 
+// EvalError is large, but errors are rare and the hot paths return values; boxing is a measured
+// optimisation away if profiles ever show the moves.
+#![allow(clippy::result_large_err)]
+
 mod builtins;
 mod compile;
 mod error;
@@ -635,8 +639,15 @@ impl Evaluator {
 
     /// What `nix-instantiate --eval --strict --json` prints, as JSON.
     pub fn to_json(&mut self, v: &Value) -> Result<serde_json::Value> {
+        let text = self.to_json_string(v)?;
+        serde_json::from_str(&text)
+            .map_err(|e| err(EvalErrorKind::Eval, format!("invalid JSON produced: {e}")))
+    }
+
+    /// The exact text `nix-instantiate --eval --strict --json` prints (without the trailing newline).
+    pub fn to_json_string(&mut self, v: &Value) -> Result<String> {
         self.begin();
-        self.to_json_v(&v.0).map_err(|e| self.finish(e))
+        self.json_text_of(&v.0).map_err(|e| self.finish(e))
     }
 
     /// What `nix-instantiate --eval [--strict]` prints (without the trailing newline).

@@ -73,6 +73,10 @@ pub(crate) fn is_var_name(s: &str) -> bool {
     let Some(first) = s.bytes().next() else {
         return false;
     };
+    // Nix 2.8 quotes `if` (and no other keyword); checked against nix-instantiate.
+    if s == "if" {
+        return false;
+    }
     if first.is_ascii_digit() || first == b'-' || first == b'\'' {
         return false;
     }
@@ -104,7 +108,8 @@ fn print_rec(v: &V, out: &mut String, seen: &mut HashSet<usize>) {
         V::Str(s) => out.push_str(&escape_string(&s.s)),
         V::Path(p) => out.push_str(p),
         V::Attrs(a) => {
-            if !seen.insert(Rc::as_ptr(a) as *const u8 as usize) {
+            // Nix shares one empty set, which never prints as repeated.
+            if !a.entries.is_empty() && !seen.insert(Rc::as_ptr(a) as *const u8 as usize) {
                 out.push_str("«repeated»");
                 return;
             }
@@ -122,7 +127,7 @@ fn print_rec(v: &V, out: &mut String, seen: &mut HashSet<usize>) {
             out.push('}');
         }
         V::List(l) => {
-            if !seen.insert(Rc::as_ptr(l) as *const u8 as usize) {
+            if !l.is_empty() && !seen.insert(Rc::as_ptr(l) as *const u8 as usize) {
                 out.push_str("«repeated»");
                 return;
             }
@@ -153,6 +158,7 @@ fn print_rec(v: &V, out: &mut String, seen: &mut HashSet<usize>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -161,6 +161,7 @@ fn bracket(chars: &[char], start: usize, p: &str) -> Result<(String, usize)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -213,6 +213,7 @@ pub(crate) fn strip_indentation(parts: Vec<IndPart>) -> Vec<Result<String, usize
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -228,7 +229,7 @@ mod tests {
     #[test]
     fn strips_common_indentation() {
         assert_eq!(ind("  a\n    b\n  "), "a\n  b\n");
-        assert_eq!(ind("  ''$ ''' ''\\n x"), "$ '' \n x");
+        assert_eq!(ind("  ''$ ''' ''\\n x"), "$ '' \nx"); // checked against Nix 2.8
     }
 
     #[test]

@@ -1,0 +1,1 @@
+{ a ? 1, b ? a + 1 }: { inherit a b; }

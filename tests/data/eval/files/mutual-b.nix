@@ -1,0 +1,1 @@
+{ b = (import ./mutual-a.nix).a + 1; }

@@ -1,0 +1,4 @@
+{ a = 1;
+  b = "two";
+  c = import ./double.nix 21;
+}

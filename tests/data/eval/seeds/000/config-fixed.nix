@@ -1,0 +1,8 @@
+{
+  network.description = "nixops example";
+  target = {config, lib, pkgs, ...}: {
+
+  # insert complete config here
+
+  };
+}

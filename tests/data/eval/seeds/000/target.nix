@@ -1,0 +1,5 @@
+{
+  target = { config, pkgs, ... }: {
+    deployment.targetHost = "123.122.111.110";
+  };
+}
