@@ -68,6 +68,7 @@ fn life_cycle() {
         ],
     );
     t += &env.ferry(&["info", "--plain"]).ok().transcript();
+    t += &env.ferry(&["info", "--json"]).ok().transcript();
     t += &env.ferry(&["list"]).ok().transcript();
 
     // db leaves the network: recorded but no longer defined.
@@ -88,7 +89,7 @@ fn life_cycle() {
     t += &env.ferry(&["list", "--json"]).ok().transcript();
 
     let public = env.ferry(&["ssh-key", "-d", "prod", "--public"]);
-    public.ok();
+    t += &public.ok().transcript();
     let export_keys = env.ferry(&["export", "-d", "prod", "--include-keys"]);
     export_keys.ok();
     t += &env.ferry(&["export"]).ok().transcript();
@@ -631,4 +632,50 @@ fn deployment_defaults_to_the_only_one_and_to_ferry_deployment() {
     assert!(c.output().unwrap().status.success());
     assert_eq!(mode(&env.path().join(".ferry/state.db")), 0o600);
     assert_eq!(mode(&env.path().join(".ferry")), 0o700);
+}
+
+#[test]
+fn info_says_where_nixpkgs_comes_from() {
+    let env = Env::new();
+    env.write("target.nix", TARGET_NIX);
+    env.write(
+        "pinned.nix",
+        "{ network.nixpkgs = /srv/nixpkgs-23.11; web = { deployment.targetHost = \"10.0.0.1\"; }; }\n",
+    );
+    let fake = env.path().join("nixpkgs");
+    env.write("nixpkgs/lib/default.nix", "{ }\n");
+    env.ferry(&[
+        "create",
+        "target.nix",
+        "-d",
+        "flag",
+        "-I",
+        "nixpkgs=/srv/nixpkgs-24.05",
+    ])
+    .ok();
+    env.ferry(&["create", "pinned.nix", "-d", "network"]).ok();
+    env.ferry(&["create", "target.nix", "-d", "path"]).ok();
+    let nixpkgs = |d: &str, nix_path: &str| {
+        let r = env.ferry_with(
+            &["info", "-d", d, "--json"],
+            None,
+            &[("NIX_PATH", nix_path)],
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.ok().stdout).unwrap();
+        v["nixpkgs"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(nixpkgs("flag", ""), "/srv/nixpkgs-24.05 (pinned)");
+    assert_eq!(
+        nixpkgs("network", ""),
+        "/srv/nixpkgs-23.11 (network.nixpkgs)"
+    );
+    assert_eq!(
+        nixpkgs("path", ""),
+        "not pinned, and <nixpkgs> is not on the search path"
+    );
+    let from_path = nixpkgs("path", &format!("nixpkgs={}", fake.display()));
+    assert_eq!(
+        from_path,
+        format!("{} (from the search path, not pinned)", fake.display())
+    );
 }

@@ -69,9 +69,8 @@ fn an_empty_file_gets_the_current_schema() {
     assert_eq!(mode, "wal");
 }
 
-#[test]
-fn a_v1_file_is_upgraded_with_its_data() {
-    let env = Env::new();
+/// A v1 state file with one deployment (two network files, an argument, a deployed machine).
+fn write_v1(env: &Env) -> (&'static str, ferry::state::SshKeyPair) {
     env.write("target.nix", TARGET_NIX);
     env.write("config.nix", CONFIG_NIX);
     let uuid = "6883071e-df3c-11ea-bd95-0242dcf913a0";
@@ -111,7 +110,14 @@ fn a_v1_file_is_upgraded_with_its_data() {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    assert_eq!(user_version(&env), 1);
+    assert_eq!(user_version(env), 1);
+    (uuid, pair)
+}
+
+#[test]
+fn a_v1_file_is_upgraded_with_its_data() {
+    let env = Env::new();
+    let (uuid, pair) = write_v1(&env);
 
     let info = env.ferry(&["info", "-d", "target", "--json"]);
     info.ok();
@@ -162,5 +168,51 @@ fn a_v1_file_is_upgraded_with_its_data() {
 
     // Opening again changes nothing.
     env.ferry(&["list"]).ok();
+    assert_eq!(user_version(&env), schema::CURRENT);
+}
+
+#[test]
+fn a_migration_killed_before_commit_leaves_the_v1_file() {
+    let env = Env::new();
+    let (uuid, _) = write_v1(&env);
+    let marker = env.path().join("paused");
+    let mut child = env
+        .command()
+        .args(["list"])
+        .env("FERRY_TEST_PAUSE_BEFORE_COMMIT", &marker)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !marker.exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "the migration never reached its commit"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Still v1, still readable by v1's rules, nothing of v2 half-applied.
+    assert_eq!(user_version(&env), 1);
+    let c = rusqlite::Connection::open(env.state()).unwrap();
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    let v2_tables: i64 = c
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('known_hosts', 'deploys')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(v2_tables, 0);
+    drop(c);
+    // The next run migrates.
+    let r = env.ferry(&["info", "-d", "target", "--json"]);
+    assert!(r.ok().stdout.contains(uuid));
     assert_eq!(user_version(&env), schema::CURRENT);
 }

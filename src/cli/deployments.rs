@@ -220,6 +220,8 @@ pub struct MachineSpec {
 pub struct NetworkInfo {
     /// `network.description`, when the network sets one.
     pub description: Option<String>,
+    /// `network.nixpkgs`, when the network pins nixpkgs itself.
+    pub nixpkgs: Option<String>,
     pub machines: Vec<MachineSpec>,
 }
 
@@ -274,6 +276,7 @@ pub fn discover(files: &[PathBuf], args: &[Arg], nix_path: &[String]) -> Result<
         .collect();
     Ok(NetworkInfo {
         description,
+        nixpkgs: net.nixpkgs.clone(),
         machines,
     })
 }

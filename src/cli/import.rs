@@ -63,6 +63,17 @@ fn run_import(state: Option<&Path>, args: &ImportArgs) -> Result<()> {
                 "  the document's private keys were ignored (pass --include-keys to use them)"
             );
         }
+        match n.renamed_from.as_deref() {
+            Some("") => eprintln!(
+                "  it had no name; rename it with `ferry modify -d {} -n NAME`",
+                full.deployment.name
+            ),
+            Some(old) => eprintln!("  it was named '{old}', which ferry does not accept as a name"),
+            None => {}
+        }
+        for r in &n.skipped_resources {
+            eprintln!("  skipped resource {r}: not a machine");
+        }
         if n.generated_keys {
             eprintln!(
                 "  generated new keys: authorise the new SSH key on its machines (`ferry ssh-key --public`)"

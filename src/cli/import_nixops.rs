@@ -65,11 +65,15 @@ fn import(state: Option<&Path>, args: &ImportNixopsArgs) -> Result<()> {
             i.full.machines.len(),
             if i.full.machines.len() == 1 { "" } else { "s" }
         );
-        if i.renamed_from_uuid {
-            eprintln!(
+        match i.renamed_from.as_deref() {
+            Some("") => eprintln!(
                 "  it had no name in NixOps; rename it with `ferry modify -d {} -n NAME`",
                 d.name
-            );
+            ),
+            Some(old) => {
+                eprintln!("  it was named '{old}' in NixOps, which ferry does not accept as a name")
+            }
+            None => {}
         }
         for r in &i.skipped_resources {
             eprintln!("  skipped resource {r}: not a machine");

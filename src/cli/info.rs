@@ -70,10 +70,14 @@ pub fn run(state: Option<&Path>, args: InfoArgs) -> ExitCode {
     deployments::finish(info(state, &args))
 }
 
-/// Where `<nixpkgs>` comes from for this deployment: its `-I nixpkgs=…` pin, else the search path.
-fn nixpkgs(d: &Deployment) -> String {
+/// Where nixpkgs comes from for this deployment: its `-I nixpkgs=…` pin, else the network's own
+/// `network.nixpkgs`, else `<nixpkgs>` on the search path.
+fn nixpkgs(d: &Deployment, network_pin: Option<&str>) -> String {
     if let Some(pin) = d.nixpkgs_pin() {
         return format!("{pin} (pinned)");
+    }
+    if let Some(pin) = network_pin {
+        return format!("{pin} (network.nixpkgs)");
     }
     let mut search_path: Vec<SearchPathEntry> = d
         .nix_path
@@ -129,9 +133,9 @@ fn info(state: Option<&Path>, args: &InfoArgs) -> Result<()> {
 
     let network = deployments::check_files_exist(&d)
         .and_then(|()| deployments::discover(&d.network_files, &d.args, &d.nix_path));
-    let (specs, network_error) = match network {
-        Ok(info) => (Some(info.machines), None),
-        Err(e) => (None, Some(format!("{e:#}"))),
+    let (specs, network_pin, network_error) = match network {
+        Ok(info) => (Some(info.machines), info.nixpkgs, None),
+        Err(e) => (None, None, Some(format!("{e:#}"))),
     };
     let machines = rows(specs.as_deref(), &recorded, generation);
 
@@ -142,7 +146,7 @@ fn info(state: Option<&Path>, args: &InfoArgs) -> Result<()> {
             description: deployments::description(&d),
             nix_exprs: &d.network_files,
             nix_path: &d.nix_path,
-            nixpkgs: nixpkgs(&d),
+            nixpkgs: nixpkgs(&d, network_pin.as_deref()),
             args: &d.args,
             ssh_public_key: &d.ssh_public_key,
             signing_public_key: &d.signing_public_key,
@@ -175,7 +179,7 @@ fn info(state: Option<&Path>, args: &InfoArgs) -> Result<()> {
                 .map(|f| f.display().to_string())
                 .collect::<Vec<_>>()
                 .join(" "),
-            nixpkgs(&d),
+            nixpkgs(&d, network_pin.as_deref()),
         );
         if !d.args.is_empty() {
             let shown: Vec<String> = d

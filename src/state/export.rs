@@ -1,6 +1,11 @@
 //! The export document (`ferry export` / `ferry import`): JSON keyed by deployment UUID, each with a
 //! `resources` map of machines, as `nixops export` writes it. Private keys are only written when asked for
 //! (`--include-keys`), and only read back when asked for. Part of the state layer; pure.
+//!
+//! `ferry import` also reads what `nixops export` prints: there every attribute is the raw string NixOps keeps
+//! in its state file, so `nixExprs`, `nixPath` and `args` are JSON documents inside strings, `args` maps names
+//! to Nix expressions, a machine's key is `none.sshPrivateKey`/`none.sshPublicKey`, a cloud machine's address
+//! is `publicIpv4`, and resources that are not machines (key pairs, …) come along and are skipped.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,16 +30,18 @@ pub struct FullDeployment {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportedDeployment {
+    /// Empty for an unnamed NixOps deployment; the importer names it `nixops-<uuid prefix>`.
+    #[serde(default)]
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
     pub created_at: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list_or_json_string")]
     pub nix_exprs: Vec<PathBuf>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list_or_json_string")]
     pub nix_path: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "args_any")]
     pub args: Vec<Arg>,
     #[serde(default)]
     pub ssh_public_key: Option<String>,
@@ -68,14 +75,58 @@ pub struct ExportedMachine {
     pub deployed_at: Option<i64>,
     #[serde(default)]
     pub deployed_by: Option<String>,
-    #[serde(default)]
+    #[serde(default, alias = "none.sshPublicKey")]
     pub ssh_public_key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        alias = "none.sshPrivateKey"
+    )]
     pub ssh_private_key: Option<String>,
+    /// A NixOps cloud machine's address (read only; ferry writes `targetHost`).
+    #[serde(default, rename = "publicIpv4", skip_serializing)]
+    pub public_ipv4: Option<String>,
 }
 
 fn none() -> String {
     "none".to_owned()
+}
+
+/// A list, or (from `nixops export`) a string holding the list as JSON.
+fn list_or_json_string<'de, D, T>(d: D) -> std::result::Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error as _;
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => serde_json::from_str(&s).map_err(D::Error::custom),
+        other => serde_json::from_value(other).map_err(D::Error::custom),
+    }
+}
+
+/// ferry's argument list, or NixOps's `{name: nix expression}`, possibly inside a JSON string.
+fn args_any<'de, D>(d: D) -> std::result::Result<Vec<Arg>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    let mut v = serde_json::Value::deserialize(d)?;
+    if let serde_json::Value::String(s) = &v {
+        v = serde_json::from_str(s).map_err(D::Error::custom)?;
+    }
+    match v {
+        serde_json::Value::Object(map) => map
+            .into_iter()
+            .map(|(name, expr)| match expr {
+                serde_json::Value::String(e) => Ok(super::nixops::parse_arg(&name, &e)),
+                _ => Err(D::Error::custom(format!(
+                    "argument '{name}' is not a Nix expression string"
+                ))),
+            })
+            .collect(),
+        other => serde_json::from_value(other).map_err(D::Error::custom),
+    }
 }
 
 /// The export document: deployments by UUID.
@@ -102,6 +153,7 @@ pub fn export(full: &FullDeployment, include_keys: bool) -> (String, ExportedDep
                         .as_ref()
                         .filter(|_| include_keys)
                         .map(|k| k.private.expose().to_owned()),
+                    public_ipv4: None,
                 },
             )
         })
@@ -132,6 +184,10 @@ pub struct ImportNotes {
     pub generated_keys: bool,
     /// The document carried private keys that were ignored (`include_keys` off).
     pub ignored_keys: bool,
+    /// Resources that are not machines (from `nixops export`), as `name (type)`.
+    pub skipped_resources: Vec<String>,
+    /// The deployment was renamed (see [`importable_name`]).
+    pub renamed_from: Option<String>,
 }
 
 /// Turn an export entry back into a deployment. With `include_keys`, the document's private keys are used;
@@ -147,6 +203,8 @@ pub fn import(
         });
     }
     let mut notes = ImportNotes::default();
+    let (name, renamed_from) = importable_name(Some(&e.name), uuid);
+    notes.renamed_from = renamed_from;
     let has_private = e.ssh_private_key.is_some()
         || e.nix_signing_secret_key.is_some()
         || e.resources.values().any(|m| m.ssh_private_key.is_some());
@@ -159,7 +217,7 @@ pub fn import(
         },
         _ => {
             notes.generated_keys = true;
-            keys::generate_ssh_keypair(&format!("ferry deployment {}", e.name))?
+            keys::generate_ssh_keypair(&format!("ferry deployment {name}"))?
         }
     };
     let signing = match (
@@ -173,13 +231,20 @@ pub fn import(
         },
         _ => {
             notes.generated_keys = true;
-            keys::generate_signing_keypair(&format!("ferry-{}-1", e.name))?
+            keys::generate_signing_keypair(&format!("ferry-{name}-1"))?
         }
     };
-    let machines = e
-        .resources
-        .iter()
-        .map(|(name, m)| {
+    let mut machines = Vec::new();
+    for (name, m) in &e.resources {
+        let target_host = m.target_host.clone().or_else(|| m.public_ipv4.clone());
+        // The rule of the NixOps reader: a "none" machine, or anything with an address or a system.
+        if m.backend != "none" && target_host.is_none() && m.toplevel.is_none() {
+            notes
+                .skipped_resources
+                .push(format!("{name} ({})", m.backend));
+            continue;
+        }
+        machines.push({
             let key = match (include_keys, &m.ssh_private_key, &m.ssh_public_key) {
                 (true, Some(private), Some(public)) => Some(MachineKey {
                     public: public.clone(),
@@ -190,7 +255,7 @@ pub fn import(
             let machine = Machine {
                 name: name.clone(),
                 backend: m.backend.clone(),
-                target_host: m.target_host.clone(),
+                target_host,
                 toplevel: m.toplevel.clone(),
                 generation: m.generation,
                 deployed_at: m.deployed_at,
@@ -199,14 +264,19 @@ pub fn import(
                 ssh_public_key: key.as_ref().map(|k| k.public.clone()),
             };
             (machine, key)
-        })
-        .collect();
+        });
+    }
     let full = FullDeployment {
         deployment: Deployment {
             uuid: uuid.to_owned(),
-            name: e.name.clone(),
+            name,
             description: e.description.clone(),
-            created_at: e.created_at,
+            // A `nixops export` document has no creation time.
+            created_at: if e.created_at > 0 {
+                e.created_at
+            } else {
+                super::now()
+            },
             network_files: e.nix_exprs.clone(),
             args: e.args.clone(),
             nix_path: e.nix_path.clone(),

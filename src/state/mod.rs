@@ -238,35 +238,44 @@ impl State {
 
     /// Find the deployment `selector` names (a name or a UUID). Without a selector, the only deployment.
     pub fn resolve(&self, selector: Option<&str>) -> Result<Deployment> {
-        let all = self.list()?;
-        let uuid = match selector {
-            None => match all.as_slice() {
-                [] => {
-                    return Err(Error::NoDeployments {
-                        path: self.path.clone(),
-                    });
-                }
-                [only] => only.uuid.clone(),
-                many => {
-                    return Err(Error::Ambiguous {
-                        path: self.path.clone(),
-                        names: many.iter().map(|d| d.name.clone()).collect(),
-                    });
-                }
-            },
-            Some(sel) => match all.iter().find(|d| d.uuid == sel || d.name == sel) {
-                Some(d) => d.uuid.clone(),
-                None => {
-                    let names: Vec<&str> = all.iter().map(|d| d.name.as_str()).collect();
-                    return Err(Error::UnknownDeployment {
-                        name: sel.to_owned(),
-                        path: self.path.clone(),
-                        suggestions: closest(sel, &names),
-                    });
-                }
-            },
+        // One indexed lookup in the common case; the names of all deployments only for an error message.
+        let (query, key) = match selector {
+            Some(sel) => (
+                "SELECT uuid FROM deployments WHERE uuid = ?1 OR name = ?1 LIMIT 2",
+                sel,
+            ),
+            None => ("SELECT uuid FROM deployments WHERE ?1 = ?1 LIMIT 2", ""),
         };
-        self.deployment(&uuid)
+        let mut stmt = self
+            .conn
+            .prepare(query)
+            .map_err(|e| self.sql("find deployment", e))?;
+        let found = stmt
+            .query_map([key], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| self.sql("find deployment", e))?;
+        if let [uuid] = found.as_slice() {
+            return self.deployment(uuid);
+        }
+        let names: Vec<String> = self.list()?.into_iter().map(|d| d.name).collect();
+        Err(match (selector, found.is_empty()) {
+            (None, true) => Error::NoDeployments {
+                path: self.path.clone(),
+            },
+            (None, false) => Error::Ambiguous {
+                path: self.path.clone(),
+                names,
+            },
+            (Some(sel), _) => {
+                // Names never look like UUIDs (validate_deployment_name), so a selector matches at most one.
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                Error::UnknownDeployment {
+                    name: sel.to_owned(),
+                    path: self.path.clone(),
+                    suggestions: closest(sel, &refs),
+                }
+            }
+        })
     }
 
     /// The deployment with this UUID.
@@ -1057,18 +1066,23 @@ fn not_ferry(conn: &Connection, path: PathBuf) -> Error {
 ///
 /// Debug builds honour `FERRY_TEST_PAUSE_BEFORE_COMMIT=<file>`: with every write of the transaction done, the
 /// process creates that file and sleeps, so that a test can kill it at the worst moment and check that the
-/// previous state survives (tests/state_crash.rs). Release builds contain no such hook.
+/// previous state survives (tests/state_concurrency.rs, tests/state_migrations.rs). Release builds contain no such hook.
 fn commit(tx: Transaction<'_>, path: &Path) -> Result<()> {
-    #[cfg(debug_assertions)]
-    if let Some(marker) = std::env::var_os("FERRY_TEST_PAUSE_BEFORE_COMMIT") {
-        let _ = fs::write(&marker, std::process::id().to_string());
-        std::thread::sleep(Duration::from_secs(60));
-    }
+    test_pause_before_commit();
     tx.commit().map_err(|source| Error::Sqlite {
         op: "commit",
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// The test hook described at [`commit`]; a no-op in release builds.
+pub(crate) fn test_pause_before_commit() {
+    #[cfg(debug_assertions)]
+    if let Some(marker) = std::env::var_os("FERRY_TEST_PAUSE_BEFORE_COMMIT") {
+        let _ = fs::write(&marker, std::process::id().to_string());
+        std::thread::sleep(Duration::from_secs(60));
+    }
 }
 
 fn create_file(path: &Path) -> Result<()> {

@@ -300,6 +300,38 @@ pub fn validate_deployment_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The name under which a deployment from NixOps (or a `nixops export` document) is imported. NixOps accepted
+/// any name, or none: a valid name is kept, an invalid one is cleaned up (other characters become `-`), and
+/// failing that the deployment is called `nixops-<first 8 of its UUID>`. The second value is the original name
+/// when it was changed (`""` when there was none).
+pub fn importable_name(name: Option<&str>, uuid: &str) -> (String, Option<String>) {
+    let fallback = format!("nixops-{}", uuid.get(..8).unwrap_or("unnamed"));
+    match name {
+        Some(n) if validate_deployment_name(n).is_ok() => (n.to_owned(), None),
+        Some(n) if !n.is_empty() => {
+            let cleaned: String = n
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect::<String>()
+                .trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
+                .to_owned();
+            let new = if validate_deployment_name(&cleaned).is_ok() {
+                cleaned
+            } else {
+                fallback
+            };
+            (new, Some(n.to_owned()))
+        }
+        _ => (fallback, Some(String::new())),
+    }
+}
+
 /// Check a machine name (the NixOps rule: `[A-Za-z0-9_-][A-Za-z0-9_.-]*`).
 pub fn validate_machine_name(name: &str) -> Result<()> {
     let ok = name

@@ -38,8 +38,8 @@ pub struct Imported {
     pub full: FullDeployment,
     /// NixOps resources that are not machines, as `name (type)`.
     pub skipped_resources: Vec<String>,
-    /// The deployment had no name in NixOps and got this one.
-    pub renamed_from_uuid: bool,
+    /// The deployment was renamed: it had no name in NixOps (`Some("")`), or one ferry refuses (`Some(old)`).
+    pub renamed_from: Option<String>,
 }
 
 fn nixops_err(path: &Path, reason: impl Into<String>) -> Error {
@@ -160,11 +160,7 @@ pub fn read(path: &Path) -> Result<Vec<Imported>> {
             &uuid,
         )
         .map_err(sql("read deployment attributes"))?;
-        let (name, renamed_from_uuid) = match attrs.get("name") {
-            Some(n) => (n.clone(), false),
-            // NixOps allowed unnamed deployments (addressed by UUID); ferry wants a name.
-            None => (format!("nixops-{}", &uuid[..8]), true),
-        };
+        let (name, renamed_from) = importable_name(attrs.get("name").map(String::as_str), &uuid);
         let bad = |what: &str, e: serde_json::Error| {
             nixops_err(path, format!("deployment '{name}': {what}: {e}"))
         };
@@ -274,7 +270,7 @@ pub fn read(path: &Path) -> Result<Vec<Imported>> {
         out.push(Imported {
             full,
             skipped_resources,
-            renamed_from_uuid,
+            renamed_from,
         });
     }
     Ok(out)

@@ -151,6 +151,7 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Migration> {
     }
     // PRAGMA takes no bound parameters; CURRENT is our own constant.
     tx.execute_batch(&format!("PRAGMA user_version = {CURRENT}"))?;
+    super::test_pause_before_commit();
     tx.commit()?;
     Ok(if found == 0 {
         Migration::Created
