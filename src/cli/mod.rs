@@ -4,13 +4,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub mod logging;
-pub mod path_info;
+pub mod copy;
 pub mod eval;
-pub mod lint;
-pub mod nix_eval;
-pub mod render;
 pub mod exec;
+pub mod lint;
+pub mod logging;
+pub mod nix_eval;
+pub mod path_info;
+pub mod render;
 pub mod ssh;
 
 /// ferry: deploy NixOS networks to fleets of machines.
@@ -35,6 +36,8 @@ pub enum Command {
     Ssh(ssh::SshArgs),
     /// Run a command on many machines at once; output prefixed `host> `, summary at the end.
     Exec(exec::ExecArgs),
+    /// Copy closures to many hosts at once (each NAR read and compressed once).
+    Copy(copy::CopyArgs),
 }
 
 /// Parse the command line, run the command and map its outcome to an exit code.
@@ -48,5 +51,6 @@ pub fn run() -> ExitCode {
         Command::Lint(args) => lint::run(args),
         Command::Ssh(args) => ssh::run(args),
         Command::Exec(args) => exec::run(args),
+        Command::Copy(args) => copy::run(args),
     }
 }
