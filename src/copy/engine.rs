@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWrite;
-use tokio::sync::{Mutex, Notify, OnceCell, mpsc, oneshot, watch};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot, watch};
 
 use crate::daemon::{self, Op};
 use crate::store::{SecretKey, StorePath, ValidPathInfo};
@@ -192,8 +192,9 @@ struct Shared {
     infos: Vec<ValidPathInfo>,
     index: HashMap<StorePath, usize>,
     cache: NarCache,
-    /// Per path: ready in the cache. `get_or_try_init` makes one reader per path; others wait.
-    ready: Vec<OnceCell<()>>,
+    /// Per path: made ready in the cache by this run. The lock makes one reader per path; the
+    /// others wait for it.
+    ready: Vec<Mutex<bool>>,
     source: Connection,
     source_name: String,
     source_pool: Mutex<Vec<Client>>,
@@ -213,11 +214,15 @@ impl Shared {
     }
 
     /// Make the NAR of path `i` ready in the cache: found there, or read once from the source.
+    /// An entry found corrupt is removed, so it is read again here (the flag alone is not enough).
     async fn ensure_ready(&self, i: usize) -> Result<()> {
-        self.ready[i]
-            .get_or_try_init(|| self.fill(i))
-            .await
-            .map(|_| ())
+        let mut ready = self.ready[i].lock().await;
+        if *ready && self.cache.lookup(&self.infos[i].nar_hash).is_some() {
+            return Ok(());
+        }
+        self.fill(i).await?;
+        *ready = true;
+        Ok(())
     }
 
     async fn fill(&self, i: usize) -> Result<()> {
@@ -308,7 +313,7 @@ pub async fn copy(
         .collect();
     let n = infos.len();
     let shared = Arc::new(Shared {
-        ready: (0..n).map(|_| OnceCell::new()).collect(),
+        ready: (0..n).map(|_| Mutex::new(false)).collect(),
         infos,
         index,
         cache: opts.cache.clone(),
