@@ -19,6 +19,7 @@ pub mod lint;
 pub mod list;
 pub mod logging;
 pub mod modify;
+pub mod copy;
 pub mod nix_eval;
 pub mod path_info;
 pub mod render;
@@ -77,6 +78,12 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Check network files: syntax, scopes, secrets, and the deployment options.
     Lint(lint::LintArgs),
+    /// Open a shell on a machine (with a PTY), or run a command there with its exit code passed through.
+    Ssh(ssh::SshArgs),
+    /// Run a command on many machines at once; output prefixed `host> `, summary at the end.
+    Exec(exec::ExecArgs),
+    /// Copy closures to many hosts at once (each NAR read and compressed once).
+    Copy(copy::CopyArgs),
 }
 
 /// Parse the command line, run the command and map its outcome to an exit code.
@@ -101,5 +108,8 @@ pub fn run() -> ExitCode {
         Command::NixEval(args) => nix_eval::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Lint(args) => lint::run(args),
+        Command::Ssh(args) => ssh::run(args),
+        Command::Exec(args) => exec::run(args),
+        Command::Copy(args) => copy::run(args),
     }
 }
