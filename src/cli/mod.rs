@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod copy;
 pub mod create;
 pub mod delete;
 pub mod deployments;
@@ -19,7 +20,6 @@ pub mod lint;
 pub mod list;
 pub mod logging;
 pub mod modify;
-pub mod copy;
 pub mod nix_eval;
 pub mod path_info;
 pub mod render;
@@ -92,8 +92,6 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let state = cli.state.as_deref();
     match cli.command {
-        Command::Ssh(args) => ssh::run(args),
-        Command::Exec(args) => exec::run(args),
         Command::PathInfo(args) => path_info::run(args),
         Command::Create(args) => create::run(state, args),
         Command::Modify(args) => modify::run(state, args),
