@@ -246,6 +246,7 @@ pub fn discover(files: &[PathBuf], args: &[Arg], nix_path: &[String]) -> Result<
         eval,
         machines: Vec::new(),
         resolve_key_text: false,
+        ..DiscoverOptions::default()
     };
     let owned = files.to_vec();
     let discovery = crate::eval::run_with_big_stack(move || {

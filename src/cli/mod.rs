@@ -78,10 +78,6 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Check network files: syntax, scopes, secrets, and the deployment options.
     Lint(lint::LintArgs),
-    /// Open a shell on a machine (with a PTY), or run a command there with its exit code passed through.
-    Ssh(ssh::SshArgs),
-    /// Run a command on many machines at once; output prefixed `host> `, summary at the end.
-    Exec(exec::ExecArgs),
     /// Copy closures to many hosts at once (each NAR read and compressed once).
     Copy(copy::CopyArgs),
 }
