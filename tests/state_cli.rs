@@ -570,7 +570,7 @@ fn bad_input_gets_clear_messages_and_loses_nothing() {
     let corrupt = env.write("corrupt.db", &"this is not sqlite ".repeat(300));
     let before = std::fs::read(&corrupt).unwrap();
     t += &env
-        .ferry(&["-s", corrupt.to_str().unwrap(), "list"])
+        .ferry(&["list", "-s", corrupt.to_str().unwrap()])
         .failed()
         .transcript();
     assert!(
@@ -586,7 +586,7 @@ fn bad_input_gets_clear_messages_and_loses_nothing() {
     }
     let before = std::fs::read(&newer).unwrap();
     t += &env
-        .ferry(&["-s", newer.to_str().unwrap(), "list"])
+        .ferry(&["--state", newer.to_str().unwrap(), "list"])
         .failed()
         .transcript();
     assert!(
@@ -602,7 +602,7 @@ fn bad_input_gets_clear_messages_and_loses_nothing() {
             .unwrap();
     }
     t += &env
-        .ferry(&["-s", nixops.to_str().unwrap(), "list"])
+        .ferry(&["info", "--state", nixops.to_str().unwrap()])
         .failed()
         .transcript();
 
@@ -678,4 +678,12 @@ fn info_says_where_nixpkgs_comes_from() {
         from_path,
         format!("{} (from the search path, not pinned)", fake.display())
     );
+}
+
+#[test]
+fn the_command_line_definition_is_consistent() {
+    // clap checks its definition only when a command is parsed, in debug builds: a global `-s` clashed with
+    // `path-info -s` (size) once, and only a run of `ferry path-info` showed it. Check every command here.
+    use clap::CommandFactory as _;
+    ferry::cli::Cli::command().debug_assert();
 }

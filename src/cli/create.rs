@@ -13,6 +13,8 @@ use crate::state::{NewDeployment, OpenMode};
 /// Arguments of `ferry create`.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
+    #[command(flatten)]
+    pub state: deployments::StateShort,
     /// The network files (NixOps network expressions), merged in this order.
     #[arg(required = true, value_name = "FILES")]
     pub files: Vec<PathBuf>,
@@ -27,6 +29,8 @@ pub struct CreateArgs {
 
 /// Run `ferry create`.
 pub fn run(state: Option<&Path>, args: CreateArgs) -> ExitCode {
+    let file = args.state.file.clone();
+    let state = file.as_deref().or(state);
     deployments::finish(create(state, args))
 }
 

@@ -14,6 +14,8 @@ use crate::state::OpenMode;
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     #[command(flatten)]
+    pub state: deployments::StateShort,
+    #[command(flatten)]
     pub deployment: DeploymentArg,
     /// Delete even though machines are recorded as deployed (ferry forgets them; they keep running).
     #[arg(long)]
@@ -22,6 +24,7 @@ pub struct DeleteArgs {
 
 /// Run `ferry delete`.
 pub fn run(state: Option<&Path>, args: DeleteArgs) -> ExitCode {
+    let state = args.state.or(state);
     deployments::finish(delete(state, &args))
 }
 

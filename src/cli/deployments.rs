@@ -20,6 +20,23 @@ use crate::eval::{AutoArg, EvalOptions, SearchPathEntry};
 use crate::network::{self, DiscoverOptions};
 use crate::state::{self, Arg, ArgKind, Deployment, DeploymentLock, OpenMode, State};
 
+/// `-s FILE` on each deployment command, as `nixops list -s FILE` is written. The long form `--state` is global
+/// (in `Cli`), so that it also reaches commands that use `-s` for something else (`path-info -s` is the size,
+/// as in `nix path-info`); a global `-s` would clash with them.
+#[derive(Debug, Clone, Args)]
+pub struct StateShort {
+    /// The state file (same as --state; default: $FERRY_STATE, else ~/.ferry/state.db).
+    #[arg(short = 's', id = "state_short", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+impl StateShort {
+    /// `-s FILE` if given, else the global `--state`.
+    pub fn or<'a>(&'a self, global: Option<&'a Path>) -> Option<&'a Path> {
+        self.file.as_deref().or(global)
+    }
+}
+
 /// `-d/--deployment`, with NixOps's defaults: `FERRY_DEPLOYMENT`, else the only deployment.
 #[derive(Debug, Clone, Args)]
 pub struct DeploymentArg {

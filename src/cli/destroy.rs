@@ -16,6 +16,8 @@ use crate::state::OpenMode;
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
     #[command(flatten)]
+    pub state: deployments::StateShort,
+    #[command(flatten)]
     pub deployment: DeploymentArg,
     /// Only these machines.
     #[arg(long, num_args = 1.., value_name = "MACHINE")]
@@ -27,6 +29,7 @@ pub struct DestroyArgs {
 
 /// Run `ferry destroy`.
 pub fn run(state: Option<&Path>, args: DestroyArgs) -> ExitCode {
+    let state = args.state.or(state);
     deployments::finish(destroy(state, &args))
 }
 

@@ -14,6 +14,8 @@ use crate::state::export::{self, ExportDocument};
 /// Arguments of `ferry export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
+    #[command(flatten)]
+    pub state: deployments::StateShort,
     /// Export only this deployment (name or UUID); default: all (also $FERRY_DEPLOYMENT).
     #[arg(
         short = 'd',
@@ -29,6 +31,7 @@ pub struct ExportArgs {
 
 /// Run `ferry export`.
 pub fn run(state: Option<&Path>, args: ExportArgs) -> ExitCode {
+    let state = args.state.or(state);
     deployments::finish(run_export(state, &args))
 }
 

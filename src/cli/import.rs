@@ -16,6 +16,8 @@ use crate::state::export::{self, ExportDocument};
 /// Arguments of `ferry import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
+    #[command(flatten)]
+    pub state: deployments::StateShort,
     /// Use the private keys in the document (otherwise the deployments get fresh keys).
     #[arg(long)]
     pub include_keys: bool,
@@ -26,6 +28,7 @@ pub struct ImportArgs {
 
 /// Run `ferry import`.
 pub fn run(state: Option<&Path>, args: ImportArgs) -> ExitCode {
+    let state = args.state.or(state);
     deployments::finish(run_import(state, &args))
 }
 

@@ -17,6 +17,8 @@ use crate::state::{OpenMode, nixops};
 /// Arguments of `ferry import-nixops`.
 #[derive(Debug, Args)]
 pub struct ImportNixopsArgs {
+    #[command(flatten)]
+    pub state: deployments::StateShort,
     /// The NixOps state file (default: $NIXOPS_STATE, else ~/.nixops/deployments.nixops).
     #[arg(long = "nixops-state", env = "NIXOPS_STATE", value_name = "FILE")]
     pub nixops_state: Option<PathBuf>,
@@ -27,6 +29,7 @@ pub struct ImportNixopsArgs {
 
 /// Run `ferry import-nixops`.
 pub fn run(state: Option<&Path>, args: ImportNixopsArgs) -> ExitCode {
+    let state = args.state.or(state);
     deployments::finish(import(state, &args))
 }
 

@@ -23,6 +23,8 @@ use crate::state::{Deployment, Machine, MachineStatus, OpenMode};
 #[derive(Debug, Args)]
 pub struct InfoArgs {
     #[command(flatten)]
+    pub state: deployments::StateShort,
+    #[command(flatten)]
     pub deployment: DeploymentArg,
     /// Print the machine rows only, tab-separated, without a table (for scripts).
     #[arg(long, conflicts_with = "json")]
@@ -67,6 +69,7 @@ struct InfoJson<'a> {
 
 /// Run `ferry info`.
 pub fn run(state: Option<&Path>, args: InfoArgs) -> ExitCode {
+    let state = args.state.or(state);
     deployments::finish(info(state, &args))
 }
 

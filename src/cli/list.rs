@@ -12,6 +12,8 @@ use crate::state::OpenMode;
 /// Arguments of `ferry list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    #[command(flatten)]
+    pub state: deployments::StateShort,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -19,6 +21,7 @@ pub struct ListArgs {
 
 /// Run `ferry list`.
 pub fn run(state: Option<&Path>, args: ListArgs) -> ExitCode {
+    let state = args.state.or(state);
     deployments::finish(list(state, &args))
 }
 

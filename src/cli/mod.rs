@@ -30,9 +30,8 @@ pub mod ssh_key;
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about)]
 pub struct Cli {
-    /// The state file (default: ~/.ferry/state.db).
+    /// The state file (default: ~/.ferry/state.db); deployment commands also take it as `-s FILE`.
     #[arg(
-        short = 's',
         long = "state",
         global = true,
         env = "FERRY_STATE",

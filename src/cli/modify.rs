@@ -13,6 +13,8 @@ use crate::state::{Changes, OpenMode};
 /// Arguments of `ferry modify`.
 #[derive(Debug, Args)]
 pub struct ModifyArgs {
+    #[command(flatten)]
+    pub state: deployments::StateShort,
     /// New network files (replace the recorded ones); none keeps them.
     #[arg(value_name = "FILES")]
     pub files: Vec<PathBuf>,
@@ -33,6 +35,8 @@ pub struct ModifyArgs {
 
 /// Run `ferry modify`.
 pub fn run(state: Option<&Path>, args: ModifyArgs) -> ExitCode {
+    let file = args.state.file.clone();
+    let state = file.as_deref().or(state);
     deployments::finish(modify(state, args))
 }
 

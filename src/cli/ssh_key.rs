@@ -15,6 +15,8 @@ use crate::state::OpenMode;
 #[derive(Debug, Args)]
 pub struct SshKeyArgs {
     #[command(flatten)]
+    pub state: deployments::StateShort,
+    #[command(flatten)]
     pub deployment: DeploymentArg,
     /// Print the public key (`ssh-ed25519 …`) instead of the private key.
     #[arg(long)]
@@ -27,6 +29,7 @@ pub struct SshKeyArgs {
 
 /// Run `ferry ssh-key`.
 pub fn run(state: Option<&Path>, args: SshKeyArgs) -> ExitCode {
+    let state = args.state.or(state);
     deployments::finish(ssh_key(state, &args))
 }
 
