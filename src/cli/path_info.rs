@@ -25,8 +25,8 @@ pub struct PathInfoArgs {
     /// Show the closure of the paths, not just the paths.
     #[arg(short = 'r', long)]
     pub recursive: bool,
-    /// Print the NAR size of each path. (`nix path-info -s`; here `-s` is the global `--state`, as in NixOps.)
-    #[arg(long)]
+    /// Print the NAR size of each path.
+    #[arg(short = 's', long)]
     pub size: bool,
     /// Print the closure size of each path (sum of the NAR sizes of its closure).
     #[arg(short = 'S', long = "closure-size")]
