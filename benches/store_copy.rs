@@ -10,6 +10,10 @@
 //! straight from the source's NarFromPath. Nix's reference imports through the target daemon's
 //! socket (`--store unix://…`), and, as a second figure, directly into the target store from
 //! inside its namespace (no daemon in the way).
+//!
+//! Measured 2026-11-22 (Debian Nix 2.8.0, 2 shared cores at load average ~20, so noisy), 321 paths,
+//! 107.6 MiB of NAR, median of 3: ferry 6.36 s; export|import through the daemon 8.78 s (1.38x);
+//! export|import directly into the store 12.88 s (2.03x).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/common/mod.rs"]
@@ -89,7 +93,10 @@ fn main() {
     let rounds = env_or("FERRY_BENCH_ROUNDS", 3);
     // A stable nonce: the closure is built once and reused by later runs.
     let nonce = format!("ferry-bench-store-copy-{paths}-{blob}");
-    eprintln!("building a {}-path closure ({blob} random bytes per path)…", paths + 1);
+    eprintln!(
+        "building a {}-path closure ({blob} random bytes per path)…",
+        paths + 1
+    );
     let top = common::build_chain_with_nonce(paths, blob, &nonce);
     let src = Daemon::host();
     let rt = tokio::runtime::Builder::new_multi_thread()
