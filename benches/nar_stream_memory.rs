@@ -7,6 +7,9 @@
 //! 2. NarFromPath from the host store → AddToStoreNar into a second, isolated store, streamed
 //!    through this process frame by frame.
 //!
+//! Measured 2026-11-22 (Debian Nix 2.8.0, loaded machine): NAR of 1 GiB; peak RSS 3.2 MiB before,
+//! 3.3 MiB after NarFromPath → sink (6.0 s), 3.3 MiB after NarFromPath → AddToStoreNar (17.8 s).
+//!
 //! It reports this process's peak RSS (VmHWM from /proc/self/status) before and after. Fails if it
 //! reaches 64 MiB.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -10,6 +10,10 @@
 //! straight from the source's NarFromPath. Nix's reference imports through the target daemon's
 //! socket (`--store unix://…`), and, as a second figure, directly into the target store from
 //! inside its namespace (no daemon in the way).
+//!
+//! Measured 2026-11-22 (Debian Nix 2.8.0, 2 shared cores at load average ~20, so noisy), 321 paths,
+//! 107.6 MiB of NAR, median of 3: ferry 6.36 s; export|import through the daemon 8.78 s (1.38x);
+//! export|import directly into the store 12.88 s (2.03x).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/common/mod.rs"]
