@@ -404,7 +404,7 @@ impl Evaluator {
             return Err(Box::new(e));
         }
         let root = parse.tree();
-        if syntax_depth(root.syntax()) > MAX_SYNTAX_DEPTH {
+        if !small && syntax_depth(root.syntax()) > MAX_SYNTAX_DEPTH {
             let mut e = EvalError::new(EvalErrorKind::TooDeep, "expression nested too deeply");
             e.pos = Some(Pos { file, off: 0 });
             return Err(Box::new(e));
