@@ -214,3 +214,34 @@ fn garbage_input_never_panics() {
         }
     }
 }
+
+#[test]
+fn deep_values_print_and_compare_without_overflow() {
+    // foldl' builds a 200,000-deep value that is already evaluated; printing it lazily, comparing it and
+    // dropping it must not recurse without bounds.
+    for src in [
+        "let xs = builtins.genList (i: i) 200000; in builtins.foldl' (acc: x: { inherit acc; }) {} xs",
+        "let xs = builtins.genList (i: i) 200000; l = builtins.foldl' (acc: x: [ acc ]) [] xs; in builtins.lessThan l l",
+        "let xs = builtins.genList (i: i) 200000; l = builtins.foldl' (acc: x: [ acc ]) [] xs; in toString l",
+    ] {
+        let (tx, rx) = mpsc::channel();
+        let src = src.to_string();
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                let mut ev = Evaluator::new(EvalOptions::default());
+                let r = ev
+                    .eval_source(&src, Path::new("/hostile/deep.nix"))
+                    .and_then(|v| ev.print(&v, false))
+                    .map_err(|e| e.kind);
+                let _ = tx.send(r.map(|s| s.len()));
+            })
+            .expect("spawn");
+        let r = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("no crash, no hang");
+        if let Err(kind) = r {
+            assert_eq!(kind, EvalErrorKind::TooDeep);
+        }
+    }
+}
