@@ -4,7 +4,14 @@
 //! driver expression (the same shape as `tests/data/eval/seeds/driver.nix`) calls every module with stub
 //! arguments, follows imports and keeps `deployment`, and the result is serialised to JSON, which forces
 //! everything discovery needs. Compare with the same driver under Nix:
-//! `nix-instantiate --eval --strict --json --readonly-mode <dir>/driver.nix` (see the README figures).
+//! `nix-instantiate --eval --strict --json --readonly-mode <dir>/driver.nix`.
+//!
+//! Measured 2026-11-22 on the shared 2-core box (load ~10, so CPU time, not wall time): ferry's evaluator
+//! (release) ~120 ms CPU per run (parse of 1,002 files + eval + JSON), Nix 2.8 ~85 ms CPU for the same
+//! driver including its start-up; outputs byte-identical. The evaluator alone is therefore not 20x faster
+//! than Nix's on this workload: the end-to-end target relies on ferry skipping the module system's
+//! non-deployment work (the network layer), and on further evaluator work (allocation is ~25% of the
+//! profile: thunks, frames and attribute vectors).
 
 use std::fmt::Write as _;
 use std::path::Path;

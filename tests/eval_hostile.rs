@@ -121,7 +121,7 @@ fn deep_recursion_is_an_error_not_a_stack_overflow() {
         "let f = n: if n == 0 then 0 else 1 + f (n - 1); in f 1000000",
         "let f = x: f (x + 1); in f 0",
         "let f = x: [ (f x) ]; in f 0",
-        "let xs = builtins.genList (i: i) 1000000; in builtins.foldl' (acc: x: { inherit acc; }) {} xs",
+        "let xs = builtins.genList (i: i) 200000; in builtins.foldl' (acc: x: { inherit acc; }) {} xs",
     ] {
         for r in both(src) {
             if let Err((kind, msg)) = r {
@@ -211,6 +211,37 @@ fn garbage_input_never_panics() {
     ] {
         for r in both(src) {
             assert!(r.is_err(), "{src:?} must not evaluate");
+        }
+    }
+}
+
+#[test]
+fn deep_values_print_and_compare_without_overflow() {
+    // foldl' builds a 200,000-deep value that is already evaluated; printing it lazily, comparing it and
+    // dropping it must not recurse without bounds.
+    for src in [
+        "let xs = builtins.genList (i: i) 200000; in builtins.foldl' (acc: x: { inherit acc; }) {} xs",
+        "let xs = builtins.genList (i: i) 200000; l = builtins.foldl' (acc: x: [ acc ]) [] xs; in builtins.lessThan l l",
+        "let xs = builtins.genList (i: i) 200000; l = builtins.foldl' (acc: x: [ acc ]) [] xs; in toString l",
+    ] {
+        let (tx, rx) = mpsc::channel();
+        let src = src.to_string();
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                let mut ev = Evaluator::new(EvalOptions::default());
+                let r = ev
+                    .eval_source(&src, Path::new("/hostile/deep.nix"))
+                    .and_then(|v| ev.print(&v, false))
+                    .map_err(|e| e.kind);
+                let _ = tx.send(r.map(|s| s.len()));
+            })
+            .expect("spawn");
+        let r = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("no crash, no hang");
+        if let Err(kind) = r {
+            assert_eq!(kind, EvalErrorKind::TooDeep);
         }
     }
 }

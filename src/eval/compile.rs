@@ -132,6 +132,8 @@ pub(crate) enum Expr {
 
 enum Scope {
     Static(HashMap<Sym, usize>),
+    /// The base environment, shared by every file compiled (no per-file copy).
+    Global(Rc<HashMap<Sym, usize>>),
     With,
 }
 
@@ -172,7 +174,7 @@ impl<'a> Compiler<'a> {
         interner: &'a mut Interner,
         file: u32,
         dir: String,
-        globals: HashMap<Sym, usize>,
+        globals: Rc<HashMap<Sym, usize>>,
         stack_budget: usize,
     ) -> Self {
         let home = std::env::var("HOME").ok();
@@ -181,7 +183,7 @@ impl<'a> Compiler<'a> {
             file,
             dir,
             home,
-            scopes: vec![Scope::Static(globals)],
+            scopes: vec![Scope::Global(globals)],
             stack_base: super::machine::stack_pointer(),
             stack_budget,
         }
@@ -210,6 +212,11 @@ impl<'a> Compiler<'a> {
         for up in skip..n {
             match &self.scopes[n - 1 - up] {
                 Scope::Static(m) => {
+                    if let Some(&idx) = m.get(name) {
+                        return Some(Var::Local { up, idx });
+                    }
+                }
+                Scope::Global(m) => {
                     if let Some(&idx) = m.get(name) {
                         return Some(Var::Local { up, idx });
                     }

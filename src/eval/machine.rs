@@ -58,6 +58,15 @@ impl Evaluator {
         Ok(())
     }
 
+    /// Native stack used since the evaluator was entered (0 when not inside an evaluation).
+    pub(crate) fn stack_used(&self) -> usize {
+        if self.depth > 0 {
+            self.stack_base.abs_diff(stack_pointer())
+        } else {
+            0
+        }
+    }
+
     #[inline]
     pub(crate) fn leave(&mut self) {
         self.depth -= 1;
@@ -680,6 +689,22 @@ impl Evaluator {
             V::Bool(b) if more => Ok(NixStr::plain(if *b { "1" } else { "" })),
             V::Null if more => Ok(NixStr::plain("")),
             V::List(l) if more => {
+                self.enter(None)?;
+                let r = self.coerce_list_to_string(l, copy_to_store);
+                self.leave();
+                r
+            }
+            other => Err(type_err(format!(
+                "cannot coerce {} to a string",
+                other.show_type()
+            ))),
+        }
+    }
+
+    fn coerce_list_to_string(&mut self, l: &NixList, copy_to_store: bool) -> Result<NixStr> {
+        let more = true;
+        {
+            {
                 let mut out = String::new();
                 let mut ctx = Vec::new();
                 let n = l.len();
@@ -706,10 +731,6 @@ impl Evaluator {
                     },
                 })
             }
-            other => Err(type_err(format!(
-                "cannot coerce {} to a string",
-                other.show_type()
-            ))),
         }
     }
 
@@ -1005,12 +1026,10 @@ impl Evaluator {
             (V::Str(x), V::Str(y)) => Ok(x.s.as_bytes() < y.s.as_bytes()),
             (V::Path(x), V::Path(y)) => Ok(x.as_bytes() < y.as_bytes()),
             (V::List(x), V::List(y)) => {
-                for (p, q) in x.iter().zip(y.iter()) {
-                    if !self.equal(p, q)? {
-                        return self.less_than(p, q);
-                    }
-                }
-                Ok(x.len() < y.len())
+                self.enter(None)?;
+                let r = self.less_than_lists(x, y);
+                self.leave();
+                r
             }
             _ => Err(type_err(format!(
                 "cannot compare {} with {}",
@@ -1018,6 +1037,15 @@ impl Evaluator {
                 b.show_type()
             ))),
         }
+    }
+
+    fn less_than_lists(&mut self, x: &NixList, y: &NixList) -> Result<bool> {
+        for (p, q) in x.iter().zip(y.iter()) {
+            if !self.equal(p, q)? {
+                return self.less_than(p, q);
+            }
+        }
+        Ok(x.len() < y.len())
     }
 
     /// `{ file, line, column }` for `__curPos` and `unsafeGetAttrPos`.
