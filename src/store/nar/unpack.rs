@@ -18,6 +18,7 @@ use super::{NarError, NarSummary};
 
 /// Unpack the NAR read from `reader` to `target`, which must not exist (its parent must).
 /// Returns the archive's size and sha256. `reader` must hold just the archive: trailing bytes are an error.
+/// On error, what was created so far stays (inside `target` only); the caller removes it.
 pub fn unpack<R: Read>(reader: R, target: &Path) -> Result<NarSummary, NarError> {
     let mut nar = NarReader::new(reader);
     let summary = unpack_reader(&mut nar, target)?;
