@@ -793,6 +793,9 @@ impl Walker {
 
     /// The last network file that defines machine `name` (one scan of each file's top level, cached).
     fn machine_file(&mut self, name: &str, files: &[PathBuf]) -> Option<PathBuf> {
+        if let [only] = files {
+            return Some(only.clone());
+        }
         if self.machine_files.is_none() {
             let mut map = HashMap::new();
             for f in files {
