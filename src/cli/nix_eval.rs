@@ -42,12 +42,18 @@ pub struct NixEvalArgs {
 
 /// Runs `ferry nix-eval`.
 pub fn run(args: NixEvalArgs) -> ExitCode {
+    let json = args.json;
     let result = crate::eval::run_with_big_stack(move || evaluate(&args));
     match result {
         Ok(Ok(out)) => {
             let mut stdout = std::io::stdout().lock();
-            // A closed pipe is not an error (like ripgrep).
-            let _ = writeln!(stdout, "{out}");
+            // nix-instantiate ends plain output with a newline and JSON without one. A closed pipe is not
+            // an error (like ripgrep).
+            let _ = if json {
+                write!(stdout, "{out}")
+            } else {
+                writeln!(stdout, "{out}")
+            };
             ExitCode::SUCCESS
         }
         Ok(Err(e)) => {

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::machine::{as_float, err, expected, type_err};
-use super::value::{Attrs, NixStr, PrimApp, Sym, Thunk, V};
-use super::{EvalError, EvalErrorKind, Evaluator, Result};
+use super::machine::{as_float, check_list_len, check_string_len, err, expected, type_err};
+use super::value::{Attrs, NixList, NixStr, PrimApp, Sym, Thunk, V};
+use super::{EvalError, EvalErrorKind, Evaluator, IResult as Result};
 
 /// A builtin function of `arity` arguments.
 pub(crate) struct PrimOp {
@@ -167,7 +167,7 @@ pub(crate) static PRIMOPS: &[PrimOp] = &[
             let next = ev.apply(&op, item, None)?;
             work.extend(ev.force_list(&next)?.iter().cloned());
         }
-        Ok(V::List(Rc::new(out)))
+        Ok(V::List(Rc::new(NixList::new(out))))
     }),
     // Types.
     prim!("typeOf", 1, |ev, a| Ok(V::str(
@@ -239,18 +239,18 @@ pub(crate) static PRIMOPS: &[PrimOp] = &[
     // Attribute sets.
     prim!("attrNames", 1, |ev, a| {
         let s = ev.force_attrs(&a[0])?;
-        Ok(V::List(Rc::new(
+        Ok(V::List(Rc::new(NixList::new(
             s.entries
                 .iter()
                 .map(|(n, _, _)| V::str(n.clone()))
                 .collect(),
-        )))
+        ))))
     }),
     prim!("attrValues", 1, |ev, a| {
         let s = ev.force_attrs(&a[0])?;
-        Ok(V::List(Rc::new(
+        Ok(V::List(Rc::new(NixList::new(
             s.entries.iter().map(|(_, v, _)| v.clone()).collect(),
-        )))
+        ))))
     }),
     prim!("hasAttr", 2, |ev, a| {
         let n = ev.force_str_plain(&a[0])?;
@@ -350,7 +350,7 @@ pub(crate) static PRIMOPS: &[PrimOp] = &[
                 out.push(v.clone());
             }
         }
-        Ok(V::List(Rc::new(out)))
+        Ok(V::List(Rc::new(NixList::new(out))))
     }),
     prim!("zipAttrsWith", 2, |ev, a| {
         let l = ev.force_list(&a[1])?;
@@ -368,7 +368,7 @@ pub(crate) static PRIMOPS: &[PrimOp] = &[
                 let partial = V::thunk(Thunk::Apply(f.clone(), V::str(n.clone())));
                 (
                     n,
-                    V::thunk(Thunk::Apply(partial, V::List(Rc::new(vs)))),
+                    V::thunk(Thunk::Apply(partial, V::List(Rc::new(NixList::new(vs))))),
                     None,
                 )
             })
@@ -386,7 +386,13 @@ pub(crate) static PRIMOPS: &[PrimOp] = &[
         }
         let entries = groups
             .into_iter()
-            .map(|(n, vs)| (ev.interner.intern(&n), V::List(Rc::new(vs)), None))
+            .map(|(n, vs)| {
+                (
+                    ev.interner.intern(&n),
+                    V::List(Rc::new(NixList::new(vs))),
+                    None,
+                )
+            })
             .collect();
         Ok(V::Attrs(Rc::new(Attrs { entries })))
     }),
@@ -411,11 +417,11 @@ pub(crate) static PRIMOPS: &[PrimOp] = &[
     prim!("map", 2, |ev, a| {
         let l = ev.force_list(&a[1])?;
         let f = a[0].clone();
-        Ok(V::List(Rc::new(
+        Ok(V::List(Rc::new(NixList::new(
             l.iter()
                 .map(|x| V::thunk(Thunk::Apply(f.clone(), x.clone())))
                 .collect(),
-        )))
+        ))))
     }),
     prim!("filter", 2, |ev, a| {
         let l = ev.force_list(&a[1])?;
@@ -426,7 +432,7 @@ pub(crate) static PRIMOPS: &[PrimOp] = &[
                 out.push(x.clone());
             }
         }
-        Ok(V::List(Rc::new(out)))
+        Ok(V::List(Rc::new(NixList::new(out))))
     }),
     prim!("foldl'", 3, |ev, a| {
         let l = ev.force_list(&a[2])?;
@@ -478,24 +484,28 @@ pub(crate) static PRIMOPS: &[PrimOp] = &[
         if l.is_empty() {
             return Err(err(EvalErrorKind::Eval, "'tail' called on an empty list"));
         }
-        Ok(V::List(Rc::new(l[1..].to_vec())))
+        Ok(V::List(Rc::new(NixList::new(l[1..].to_vec()))))
     }),
     prim!("concatLists", 1, |ev, a| {
         let l = ev.force_list(&a[0])?;
         let mut out = Vec::new();
         for x in l.iter() {
-            out.extend(ev.force_list(x)?.iter().cloned());
+            let l = ev.force_list(x)?;
+            check_list_len(out.len() + l.len())?;
+            out.extend(l.iter().cloned());
         }
-        Ok(V::List(Rc::new(out)))
+        Ok(V::List(Rc::new(NixList::new(out))))
     }),
     prim!("concatMap", 2, |ev, a| {
         let l = ev.force_list(&a[1])?;
         let mut out = Vec::new();
         for x in l.iter() {
             let r = ev.apply(&a[0], x.clone(), None)?;
-            out.extend(ev.force_list(&r)?.iter().cloned());
+            let l = ev.force_list(&r)?;
+            check_list_len(out.len() + l.len())?;
+            out.extend(l.iter().cloned());
         }
-        Ok(V::List(Rc::new(out)))
+        Ok(V::List(Rc::new(NixList::new(out))))
     }),
     prim!("genList", 2, |ev, a| {
         let n = ev.force_int_v(&a[1])?;
@@ -505,24 +515,19 @@ pub(crate) static PRIMOPS: &[PrimOp] = &[
                 format!("cannot create list of size {n}"),
             ));
         }
-        if n > 100_000_000 {
-            return Err(err(
-                EvalErrorKind::Eval,
-                format!("list of size {n} is too large"),
-            ));
-        }
+        check_list_len(usize::try_from(n).unwrap_or(usize::MAX))?;
         let f = a[0].clone();
-        Ok(V::List(Rc::new(
+        Ok(V::List(Rc::new(NixList::new(
             (0..n)
                 .map(|i| V::thunk(Thunk::Apply(f.clone(), V::Int(i))))
                 .collect(),
-        )))
+        ))))
     }),
     prim!("sort", 2, |ev, a| {
         let l = ev.force_list(&a[1])?;
         let items: Vec<V> = l.iter().cloned().collect();
         let sorted = merge_sort(ev, &a[0], items)?;
-        Ok(V::List(Rc::new(sorted)))
+        Ok(V::List(Rc::new(NixList::new(sorted))))
     }),
     prim!("partition", 2, |ev, a| {
         let l = ev.force_list(&a[1])?;
@@ -536,8 +541,8 @@ pub(crate) static PRIMOPS: &[PrimOp] = &[
             }
         }
         Ok(ev.attrs_from(vec![
-            ("right", V::List(Rc::new(right))),
-            ("wrong", V::List(Rc::new(wrong))),
+            ("right", V::List(Rc::new(NixList::new(right)))),
+            ("wrong", V::List(Rc::new(NixList::new(wrong)))),
         ]))
     }),
     prim!("all", 2, |ev, a| {
@@ -574,6 +579,7 @@ pub(crate) static PRIMOPS: &[PrimOp] = &[
                 out.push_str(&sep.s);
             }
             let s = ev.coerce_to_string(x, false, true)?;
+            check_string_len(out.len() + s.s.len())?;
             out.push_str(&s.s);
             if let Some(c) = &s.ctx {
                 ctx.extend(c.iter().cloned());
@@ -614,6 +620,7 @@ pub(crate) static PRIMOPS: &[PrimOp] = &[
                         tos[i] = Some(ev.force_str_plain(&to[i])?);
                     }
                     if let Some(t) = &tos[i] {
+                        check_string_len(out.len() + t.len())?;
                         out.extend_from_slice(t.as_bytes());
                     }
                     matched = true;
@@ -677,30 +684,30 @@ pub(crate) static PRIMOPS: &[PrimOp] = &[
             let groups = (1..caps.len())
                 .map(|i| caps.get(i).map(|g| V::str(g.as_str())).unwrap_or(V::Null))
                 .collect();
-            out.push(V::List(Rc::new(groups)));
+            out.push(V::List(Rc::new(NixList::new(groups))));
             last = m.end();
         }
         out.push(V::str(&s[last..]));
-        Ok(V::List(Rc::new(out)))
+        Ok(V::List(Rc::new(NixList::new(out))))
     }),
     prim!("match", 2, |ev, a| {
         let re = ev.force_str_plain(&a[0])?;
         let s = ev.force_str_plain(&a[1])?;
         let re = super::regex::compile(&re, true)?;
         match re.captures(&s) {
-            Some(caps) => Ok(V::List(Rc::new(
+            Some(caps) => Ok(V::List(Rc::new(NixList::new(
                 (1..caps.len())
                     .map(|i| caps.get(i).map(|g| V::str(g.as_str())).unwrap_or(V::Null))
                     .collect(),
-            ))),
+            )))),
             None => Ok(V::Null),
         }
     }),
     prim!("splitVersion", 1, |ev, a| {
         let s = ev.coerce_to_string(&a[0], false, false)?;
-        Ok(V::List(Rc::new(
+        Ok(V::List(Rc::new(NixList::new(
             split_version(&s.s).into_iter().map(V::str).collect(),
-        )))
+        ))))
     }),
     prim!("compareVersions", 2, |ev, a| {
         let x = ev.force_str_plain(&a[0])?;
@@ -872,7 +879,7 @@ pub(crate) static PRIMOPS: &[PrimOp] = &[
 ];
 
 /// Turns the generic "not available" error of a store/fetch builtin into one naming it.
-pub(crate) fn name_unavailable(e: EvalError, op: &PrimApp) -> EvalError {
+pub(crate) fn name_unavailable(e: Box<EvalError>, op: &PrimApp) -> Box<EvalError> {
     if e.kind == EvalErrorKind::NotAvailableDuringDiscovery
         && e.message == "not available during discovery"
     {
@@ -1093,7 +1100,7 @@ impl Evaluator {
             .collect();
         b.push((
             self.interner.intern("nixPath"),
-            V::List(Rc::new(nix_path)),
+            V::List(Rc::new(NixList::new(nix_path))),
             None,
         ));
         // `builtins.builtins` refers to the set itself: fill it through a thunk.
@@ -1146,9 +1153,9 @@ impl Evaluator {
                 None => V::Float(n.as_f64().unwrap_or(0.0)),
             },
             serde_json::Value::String(s) => V::str(s.as_str()),
-            serde_json::Value::Array(a) => {
-                V::List(Rc::new(a.iter().map(|x| self.value_of_json(x)).collect()))
-            }
+            serde_json::Value::Array(a) => V::List(Rc::new(NixList::new(
+                a.iter().map(|x| self.value_of_json(x)).collect(),
+            ))),
             serde_json::Value::Object(o) => {
                 let entries = o
                     .iter()

@@ -132,6 +132,8 @@ pub(crate) enum Expr {
 
 enum Scope {
     Static(HashMap<Sym, usize>),
+    /// The base environment, shared by every file compiled (no per-file copy).
+    Global(Rc<HashMap<Sym, usize>>),
     With,
 }
 
@@ -142,6 +144,9 @@ pub(crate) struct Compiler<'a> {
     dir: String,
     home: Option<String>,
     scopes: Vec<Scope>,
+    /// Native stack guard, as in evaluation: lowering recurses over the tree.
+    stack_base: usize,
+    stack_budget: usize,
 }
 
 type CResult<T> = Result<T, EvalError>;
@@ -169,7 +174,8 @@ impl<'a> Compiler<'a> {
         interner: &'a mut Interner,
         file: u32,
         dir: String,
-        globals: HashMap<Sym, usize>,
+        globals: Rc<HashMap<Sym, usize>>,
+        stack_budget: usize,
     ) -> Self {
         let home = std::env::var("HOME").ok();
         Compiler {
@@ -177,8 +183,14 @@ impl<'a> Compiler<'a> {
             file,
             dir,
             home,
-            scopes: vec![Scope::Static(globals)],
+            scopes: vec![Scope::Global(globals)],
+            stack_base: super::machine::stack_pointer(),
+            stack_budget,
         }
+    }
+
+    pub fn set_stack_base(&mut self, base: usize) {
+        self.stack_base = base;
     }
 
     fn pos(&self, node: &SyntaxNode) -> Pos {
@@ -200,6 +212,11 @@ impl<'a> Compiler<'a> {
         for up in skip..n {
             match &self.scopes[n - 1 - up] {
                 Scope::Static(m) => {
+                    if let Some(&idx) = m.get(name) {
+                        return Some(Var::Local { up, idx });
+                    }
+                }
+                Scope::Global(m) => {
                     if let Some(&idx) = m.get(name) {
                         return Some(Var::Local { up, idx });
                     }
@@ -257,6 +274,13 @@ impl<'a> Compiler<'a> {
 
     pub fn expr(&mut self, e: &ast::Expr) -> CResult<Rc<Expr>> {
         let node = e.syntax();
+        if self.stack_base.abs_diff(super::machine::stack_pointer()) > self.stack_budget {
+            return Err(self.err(
+                EvalErrorKind::TooDeep,
+                "expression nested too deeply".into(),
+                node,
+            ));
+        }
         let pos = self.pos(node);
         let out = match e {
             ast::Expr::Paren(p) => return self.opt(p.expr(), node),
@@ -645,7 +669,7 @@ impl<'a> Compiler<'a> {
             format!("attribute '{name}' already defined"),
         );
         e.pos = Some(pos);
-        e.secondary = Some(prev);
+        e.extra.secondary = Some(prev);
         e
     }
 

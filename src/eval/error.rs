@@ -62,13 +62,20 @@ pub struct EvalError {
     pub trace: Vec<(String, Span)>,
     /// Position before it is resolved to a [`Span`] (when the error leaves the evaluator).
     pub(crate) pos: Option<super::Pos>,
+    /// Unresolved positions, boxed to keep the error (and every `Result`) small.
+    pub(crate) extra: Box<ErrorExtra>,
+}
+
+/// Positions an error carries until it leaves the evaluator.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ErrorExtra {
     /// A second position, e.g. the first definition of a duplicate attribute.
-    pub(crate) secondary: Option<super::Pos>,
-    pub(crate) trace_pos: Vec<(String, super::Pos)>,
+    pub secondary: Option<super::Pos>,
+    pub trace_pos: Vec<(String, super::Pos)>,
 }
 
 impl EvalError {
-    pub(crate) fn at(mut self, pos: super::Pos) -> EvalError {
+    pub(crate) fn at(mut self: Box<Self>, pos: super::Pos) -> Box<EvalError> {
         if self.pos.is_none() {
             self.pos = Some(pos);
         }
@@ -82,8 +89,7 @@ impl EvalError {
             span: None,
             trace: Vec::new(),
             pos: None,
-            secondary: None,
-            trace_pos: Vec::new(),
+            extra: Box::default(),
         }
     }
 }

@@ -4,25 +4,27 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::compile::{AttrKey, AttrsDef, BinOp, Expr, LambdaDef, Param, StrPart, Var};
-use super::value::{Attrs, Closure, Env, NixStr, PrimApp, Sym, Thunk, V, new_env, with_env};
-use super::{EvalError, EvalErrorKind, Evaluator, Pos, Result};
+use super::value::{
+    Attrs, Closure, Env, NixList, NixStr, PrimApp, Sym, Thunk, V, new_env, with_env,
+};
+use super::{EvalError, EvalErrorKind, Evaluator, IResult as Result, Pos};
 
-pub(crate) fn type_err(msg: String) -> EvalError {
-    EvalError::new(EvalErrorKind::TypeError, msg)
+pub(crate) fn type_err(msg: String) -> Box<EvalError> {
+    Box::new(EvalError::new(EvalErrorKind::TypeError, msg))
 }
 
-pub(crate) fn expected(what: &str, got: &V) -> EvalError {
+pub(crate) fn expected(what: &str, got: &V) -> Box<EvalError> {
     type_err(format!(
         "value is {} while {what} was expected",
         got.show_type()
     ))
 }
 
-pub(crate) fn err(kind: EvalErrorKind, msg: impl Into<String>) -> EvalError {
-    EvalError::new(kind, msg)
+pub(crate) fn err(kind: EvalErrorKind, msg: impl Into<String>) -> Box<EvalError> {
+    Box::new(EvalError::new(kind, msg))
 }
 
-fn stack_pointer() -> usize {
+pub(crate) fn stack_pointer() -> usize {
     let marker = 0u8;
     std::hint::black_box(&marker) as *const u8 as usize
 }
@@ -35,6 +37,14 @@ impl Evaluator {
         if self.depth == 1 {
             self.stack_base = stack_pointer();
         }
+        self.steps += 1;
+        if self.steps > self.opts.max_steps {
+            self.depth -= 1;
+            return Err(err(
+                EvalErrorKind::TooDeep,
+                "evaluation step limit exceeded",
+            ));
+        }
         let used = self.stack_base.abs_diff(stack_pointer());
         if self.depth > self.opts.max_call_depth || used > self.opts.stack_budget {
             self.depth -= 1;
@@ -46,6 +56,15 @@ impl Evaluator {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Native stack used since the evaluator was entered (0 when not inside an evaluation).
+    pub(crate) fn stack_used(&self) -> usize {
+        if self.depth > 0 {
+            self.stack_base.abs_diff(stack_pointer())
+        } else {
+            0
+        }
     }
 
     #[inline]
@@ -61,6 +80,7 @@ impl Evaluator {
         }
     }
 
+    #[inline(never)]
     fn force_thunk(&mut self, t: &Rc<RefCell<Thunk>>) -> Result<V> {
         {
             let b = t.borrow();
@@ -120,9 +140,10 @@ impl Evaluator {
                 for (name, item, pos) in &a.entries {
                     if let Err(mut e) = self.force_deep_inner(item, seen) {
                         if let Some(p) = pos
-                            && e.trace_pos.len() < 8
+                            && e.extra.trace_pos.len() < 8
                         {
-                            e.trace_pos
+                            e.extra
+                                .trace_pos
                                 .push((format!("while evaluating the attribute '{name}'"), *p));
                         }
                         self.leave();
@@ -169,110 +190,160 @@ impl Evaluator {
     }
 
     /// Evaluates `e` in `env` to weak head normal form.
+    ///
+    /// A thin dispatcher: every arm with locals lives in its own never-inlined function, so the frame
+    /// that recursion stacks up stays small (debug builds would otherwise use ~25 KiB per Nix call).
     pub(crate) fn eval(&mut self, e: &Rc<Expr>, env: &Env) -> Result<V> {
         match &**e {
             Expr::Const(v) => Ok(v.clone()),
-            Expr::Var(var, pos) => {
-                let v = self.lookup(var, env).map_err(|e| e.at(*pos))?;
-                self.force(&v).map_err(|e| e.at(*pos))
-            }
+            Expr::Var(var, pos) => self.eval_var(var, env, *pos),
             Expr::Str(parts, _) => self.eval_str(parts, env),
             Expr::Path(parts, pos) => self.eval_path_interp(parts, env, *pos),
-            Expr::SearchPath(name, pos) => self.find_file(name).map_err(|e| e.at(*pos)),
+            Expr::SearchPath(name, pos) => self.eval_search_path(name, *pos),
             Expr::Select(target, path, default, pos) => {
-                let mut v = self.eval(target, env)?;
-                for key in path.iter() {
-                    let name = self.attr_key(key, env)?;
-                    match &v {
-                        V::Attrs(a) => match a.get(&name) {
-                            Some(item) => {
-                                let item = item.clone();
-                                v = self.force(&item).map_err(|e| e.at(*pos))?;
-                            }
-                            None => {
-                                if let Some(d) = default {
-                                    return self.eval(d, env);
-                                }
-                                return Err(self.missing_attr(&name, a).at(*pos));
-                            }
-                        },
-                        other => {
-                            if let Some(d) = default {
-                                return self.eval(d, env);
-                            }
-                            return Err(expected("a set", other).at(*pos));
-                        }
-                    }
-                }
-                Ok(v)
+                self.eval_select(target, path, default.as_ref(), env, *pos)
             }
-            Expr::HasAttr(target, path, _) => {
-                let mut v = self.eval(target, env)?;
-                for (i, key) in path.iter().enumerate() {
-                    let name = self.attr_key(key, env)?;
-                    let V::Attrs(a) = &v else {
-                        return Ok(V::Bool(false));
-                    };
-                    let Some(item) = a.get(&name) else {
-                        return Ok(V::Bool(false));
-                    };
-                    let item = item.clone();
-                    if i + 1 < path.len() {
-                        v = self.force(&item)?;
-                    }
-                }
-                Ok(V::Bool(true))
-            }
+            Expr::HasAttr(target, path, _) => self.eval_has_attr(target, path, env),
             Expr::Attrs(def, _) => self.eval_attrs(def, env),
-            Expr::Let(def, body) => {
-                let frame = self.rec_frame(def, env);
-                self.eval(body, &frame)
-            }
-            Expr::List(items) => Ok(V::List(Rc::new(
-                items.iter().map(|i| self.delay(i, env)).collect(),
-            ))),
+            Expr::Let(def, body) => self.eval_let(def, body, env),
+            Expr::List(items) => Ok(self.eval_list(items, env)),
             Expr::Lambda(def) => Ok(V::Lambda(Rc::new(Closure {
                 def: def.clone(),
                 env: env.clone(),
             }))),
-            Expr::Apply(f, x, pos) => {
-                let fv = self.eval(f, env)?;
-                let arg = self.delay(x, env);
-                self.apply(&fv, arg, Some(*pos))
-            }
-            Expr::If(c, t, f, pos) => match self.eval(c, env)? {
-                V::Bool(true) => self.eval(t, env),
-                V::Bool(false) => self.eval(f, env),
-                other => Err(expected("a Boolean", &other).at(*pos)),
-            },
-            Expr::Assert(c, body, pos) => match self.eval(c, env)? {
-                V::Bool(true) => self.eval(body, env),
-                V::Bool(false) => {
-                    let src = self.assert_snippet(c);
-                    Err(err(
-                        EvalErrorKind::AssertionFailed,
-                        format!("assertion '{src}' failed"),
-                    )
-                    .at(*pos))
+            Expr::Apply(f, x, pos) => self.eval_apply(f, x, env, *pos),
+            Expr::If(c, t, f, pos) => {
+                if self.eval_cond(c, env, *pos)? {
+                    self.eval(t, env)
+                } else {
+                    self.eval(f, env)
                 }
-                other => Err(expected("a Boolean", &other).at(*pos)),
-            },
-            Expr::With(ns, body, _) => {
-                let nsv = self.delay(ns, env);
-                let frame = with_env(nsv, env.clone());
-                self.eval(body, &frame)
             }
+            Expr::Assert(c, body, pos) => self.eval_assert(c, body, env, *pos),
+            Expr::With(ns, body, _) => self.eval_with(ns, body, env),
             Expr::Bin(op, l, r, pos) => self.eval_bin(*op, l, r, env, *pos),
-            Expr::Not(inner, pos) => match self.eval(inner, env)? {
-                V::Bool(b) => Ok(V::Bool(!b)),
-                other => Err(expected("a Boolean", &other).at(*pos)),
-            },
-            Expr::Neg(inner, pos) => {
-                let v = self.eval(inner, env)?;
-                self.arith(BinOp::Sub, V::Int(0), v).map_err(|e| e.at(*pos))
-            }
+            Expr::Not(inner, pos) => Ok(V::Bool(!self.eval_cond(inner, env, *pos)?)),
+            Expr::Neg(inner, pos) => self.eval_neg(inner, env, *pos),
             Expr::CurPos(pos) => Ok(self.pos_attrs(*pos)),
         }
+    }
+
+    #[inline(never)]
+    fn eval_var(&mut self, var: &Var, env: &Env, pos: Pos) -> Result<V> {
+        let v = self.lookup(var, env).map_err(|e| e.at(pos))?;
+        self.force(&v).map_err(|e| e.at(pos))
+    }
+
+    #[inline(never)]
+    fn eval_search_path(&mut self, name: &str, pos: Pos) -> Result<V> {
+        self.find_file(name).map_err(|e| e.at(pos))
+    }
+
+    #[inline(never)]
+    fn eval_select(
+        &mut self,
+        target: &Rc<Expr>,
+        path: &[AttrKey],
+        default: Option<&Rc<Expr>>,
+        env: &Env,
+        pos: Pos,
+    ) -> Result<V> {
+        let mut v = self.eval(target, env)?;
+        for key in path.iter() {
+            let name = self.attr_key(key, env)?;
+            let item = match &v {
+                V::Attrs(a) => match a.get(&name) {
+                    Some(item) => item.clone(),
+                    None => {
+                        if let Some(d) = default {
+                            return self.eval(d, env);
+                        }
+                        return Err(self.missing_attr(&name, a).at(pos));
+                    }
+                },
+                other => {
+                    if let Some(d) = default {
+                        return self.eval(d, env);
+                    }
+                    return Err(expected("a set", other).at(pos));
+                }
+            };
+            v = self.force(&item).map_err(|e| e.at(pos))?;
+        }
+        Ok(v)
+    }
+
+    #[inline(never)]
+    fn eval_has_attr(&mut self, target: &Rc<Expr>, path: &[AttrKey], env: &Env) -> Result<V> {
+        let mut v = self.eval(target, env)?;
+        for (i, key) in path.iter().enumerate() {
+            let name = self.attr_key(key, env)?;
+            let V::Attrs(a) = &v else {
+                return Ok(V::Bool(false));
+            };
+            let Some(item) = a.get(&name) else {
+                return Ok(V::Bool(false));
+            };
+            let item = item.clone();
+            if i + 1 < path.len() {
+                v = self.force(&item)?;
+            }
+        }
+        Ok(V::Bool(true))
+    }
+
+    #[inline(never)]
+    fn eval_let(&mut self, def: &Rc<AttrsDef>, body: &Rc<Expr>, env: &Env) -> Result<V> {
+        let frame = self.rec_frame(def, env);
+        self.eval(body, &frame)
+    }
+
+    #[inline(never)]
+    fn eval_list(&mut self, items: &[Rc<Expr>], env: &Env) -> V {
+        V::List(Rc::new(NixList::new(
+            items.iter().map(|i| self.delay(i, env)).collect(),
+        )))
+    }
+
+    #[inline(never)]
+    fn eval_apply(&mut self, f: &Rc<Expr>, x: &Rc<Expr>, env: &Env, pos: Pos) -> Result<V> {
+        let fv = self.eval(f, env)?;
+        let arg = self.delay(x, env);
+        self.apply(&fv, arg, Some(pos))
+    }
+
+    #[inline(never)]
+    fn eval_cond(&mut self, c: &Rc<Expr>, env: &Env, pos: Pos) -> Result<bool> {
+        match self.eval(c, env)? {
+            V::Bool(b) => Ok(b),
+            other => Err(expected("a Boolean", &other).at(pos)),
+        }
+    }
+
+    #[inline(never)]
+    fn eval_assert(&mut self, c: &Rc<Expr>, body: &Rc<Expr>, env: &Env, pos: Pos) -> Result<V> {
+        if self.eval_cond(c, env, pos)? {
+            return self.eval(body, env);
+        }
+        let src = self.assert_snippet(c);
+        Err(err(
+            EvalErrorKind::AssertionFailed,
+            format!("assertion '{src}' failed"),
+        )
+        .at(pos))
+    }
+
+    #[inline(never)]
+    fn eval_with(&mut self, ns: &Rc<Expr>, body: &Rc<Expr>, env: &Env) -> Result<V> {
+        let nsv = self.delay(ns, env);
+        let frame = with_env(nsv, env.clone());
+        self.eval(body, &frame)
+    }
+
+    #[inline(never)]
+    fn eval_neg(&mut self, inner: &Rc<Expr>, env: &Env, pos: Pos) -> Result<V> {
+        let v = self.eval(inner, env)?;
+        self.arith(BinOp::Sub, V::Int(0), v).map_err(|e| e.at(pos))
     }
 
     pub(crate) fn lookup(&mut self, var: &Var, env: &Env) -> Result<V> {
@@ -319,7 +390,7 @@ impl Evaluator {
         }
     }
 
-    pub(crate) fn missing_attr(&self, name: &str, a: &Attrs) -> EvalError {
+    pub(crate) fn missing_attr(&self, name: &str, a: &Attrs) -> Box<EvalError> {
         let mut msg = format!("attribute '{name}' missing");
         if let Some((_, best)) = a
             .entries
@@ -333,6 +404,7 @@ impl Evaluator {
         err(EvalErrorKind::MissingAttribute, msg)
     }
 
+    #[inline(never)]
     fn eval_attrs(&mut self, def: &Rc<AttrsDef>, env: &Env) -> Result<V> {
         let (mut entries, denv) = if def.rec {
             let frame = self.rec_frame(def, env);
@@ -401,38 +473,11 @@ impl Evaluator {
         r
     }
 
+    #[inline(never)]
     fn call_inner(&mut self, f: &V, arg: V, pos: Option<Pos>) -> Result<V> {
         match f {
-            V::Lambda(c) => {
-                let env = self.bind_args(&c.def, &c.env, arg).map_err(|e| match pos {
-                    Some(p) => e.at(p),
-                    None => e,
-                })?;
-                self.eval(&c.def.body, &env).map_err(|mut e| {
-                    if e.trace_pos.len() < 8
-                        && let Some(p) = pos
-                    {
-                        e.trace_pos
-                            .push(("while calling a function".to_string(), p));
-                    }
-                    e
-                })
-            }
-            V::PrimOp(p) => {
-                let mut args = Vec::with_capacity(p.args.len() + 1);
-                args.extend(p.args.iter().cloned());
-                args.push(arg);
-                if args.len() < p.op.arity {
-                    return Ok(V::PrimOp(Rc::new(PrimApp { op: p.op, args })));
-                }
-                (p.op.f)(self, args).map_err(|e| {
-                    let e = super::builtins::name_unavailable(e, p);
-                    match pos {
-                        Some(ps) => e.at(ps),
-                        None => e,
-                    }
-                })
-            }
+            V::Lambda(c) => self.call_lambda(c, arg, pos),
+            V::PrimOp(p) => self.call_primop(p, arg, pos),
             V::Attrs(a) => match a.get("__functor") {
                 Some(functor) => {
                     let functor = functor.clone();
@@ -447,6 +492,45 @@ impl Evaluator {
                 "attempt to call something which is not a function but {}",
                 other.show_type()
             ))),
+        }
+    }
+
+    #[inline(never)]
+    fn call_lambda(&mut self, c: &Rc<Closure>, arg: V, pos: Option<Pos>) -> Result<V> {
+        let env = match self.bind_args(&c.def, &c.env, arg) {
+            Ok(env) => env,
+            Err(e) => return Err(if let Some(p) = pos { e.at(p) } else { e }),
+        };
+        match self.eval(&c.def.body, &env) {
+            Ok(v) => Ok(v),
+            Err(mut e) => {
+                if let Some(p) = pos
+                    && e.extra.trace_pos.len() < 8
+                    && e.extra.trace_pos.last().is_none_or(|(_, last)| *last != p)
+                {
+                    e.extra
+                        .trace_pos
+                        .push(("while calling a function".to_string(), p));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn call_primop(&mut self, p: &Rc<PrimApp>, arg: V, pos: Option<Pos>) -> Result<V> {
+        let mut args = Vec::with_capacity(p.args.len() + 1);
+        args.extend(p.args.iter().cloned());
+        args.push(arg);
+        if args.len() < p.op.arity {
+            return Ok(V::PrimOp(Rc::new(PrimApp { op: p.op, args })));
+        }
+        match (p.op.f)(self, args) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let e = super::builtins::name_unavailable(e, p);
+                Err(if let Some(ps) = pos { e.at(ps) } else { e })
+            }
         }
     }
 
@@ -511,6 +595,7 @@ impl Evaluator {
         }
     }
 
+    #[inline(never)]
     fn eval_str(&mut self, parts: &[StrPart], env: &Env) -> Result<V> {
         let mut out = String::new();
         let mut ctx: Vec<Rc<str>> = Vec::new();
@@ -522,6 +607,7 @@ impl Evaluator {
                     let s = self
                         .coerce_to_string(&v, false, true)
                         .map_err(|e| e.at(*ipos))?;
+                    check_string_len(out.len() + s.s.len())?;
                     out.push_str(&s.s);
                     if let Some(c) = &s.ctx {
                         ctx.extend(c.iter().cloned());
@@ -539,6 +625,7 @@ impl Evaluator {
         }))
     }
 
+    #[inline(never)]
     fn eval_path_interp(&mut self, parts: &[StrPart], env: &Env, pos: Pos) -> Result<V> {
         let mut out = String::new();
         for p in parts {
@@ -602,6 +689,22 @@ impl Evaluator {
             V::Bool(b) if more => Ok(NixStr::plain(if *b { "1" } else { "" })),
             V::Null if more => Ok(NixStr::plain("")),
             V::List(l) if more => {
+                self.enter(None)?;
+                let r = self.coerce_list_to_string(l, copy_to_store);
+                self.leave();
+                r
+            }
+            other => Err(type_err(format!(
+                "cannot coerce {} to a string",
+                other.show_type()
+            ))),
+        }
+    }
+
+    fn coerce_list_to_string(&mut self, l: &NixList, copy_to_store: bool) -> Result<NixStr> {
+        let more = true;
+        {
+            {
                 let mut out = String::new();
                 let mut ctx = Vec::new();
                 let n = l.len();
@@ -628,10 +731,6 @@ impl Evaluator {
                     },
                 })
             }
-            other => Err(type_err(format!(
-                "cannot coerce {} to a string",
-                other.show_type()
-            ))),
         }
     }
 
@@ -671,7 +770,7 @@ impl Evaluator {
         }
     }
 
-    pub(crate) fn force_list(&mut self, v: &V) -> Result<Rc<Vec<V>>> {
+    pub(crate) fn force_list(&mut self, v: &V) -> Result<Rc<NixList>> {
         match self.force(v)? {
             V::List(l) => Ok(l),
             other => Err(expected("a list", &other)),
@@ -738,10 +837,11 @@ impl Evaluator {
                 if a.is_empty() {
                     return Ok(V::List(b));
                 }
+                check_list_len(a.len() + b.len())?;
                 let mut out = Vec::with_capacity(a.len() + b.len());
                 out.extend(a.iter().cloned());
                 out.extend(b.iter().cloned());
-                Ok(V::List(Rc::new(out)))
+                Ok(V::List(Rc::new(NixList::new(out))))
             }
             BinOp::Update => {
                 let a = self.force_attrs(&lv)?;
@@ -764,6 +864,7 @@ impl Evaluator {
                     let a = self.coerce_to_string(&lv, false, false)?;
                     let b = self.coerce_to_string(&rv, false, true)?;
                     let ctx = merge_ctx(&a, &b);
+                    check_string_len(a.s.len() + b.s.len())?;
                     Ok(V::Str(NixStr {
                         s: Rc::from(format!("{}{}", a.s, b.s)),
                         ctx,
@@ -925,12 +1026,10 @@ impl Evaluator {
             (V::Str(x), V::Str(y)) => Ok(x.s.as_bytes() < y.s.as_bytes()),
             (V::Path(x), V::Path(y)) => Ok(x.as_bytes() < y.as_bytes()),
             (V::List(x), V::List(y)) => {
-                for (p, q) in x.iter().zip(y.iter()) {
-                    if !self.equal(p, q)? {
-                        return self.less_than(p, q);
-                    }
-                }
-                Ok(x.len() < y.len())
+                self.enter(None)?;
+                let r = self.less_than_lists(x, y);
+                self.leave();
+                r
             }
             _ => Err(type_err(format!(
                 "cannot compare {} with {}",
@@ -938,6 +1037,15 @@ impl Evaluator {
                 b.show_type()
             ))),
         }
+    }
+
+    fn less_than_lists(&mut self, x: &NixList, y: &NixList) -> Result<bool> {
+        for (p, q) in x.iter().zip(y.iter()) {
+            if !self.equal(p, q)? {
+                return self.less_than(p, q);
+            }
+        }
+        Ok(x.len() < y.len())
     }
 
     /// `{ file, line, column }` for `__curPos` and `unsafeGetAttrPos`.
@@ -954,6 +1062,31 @@ impl Evaluator {
             ],
         }))
     }
+}
+
+/// Longest string the evaluator builds (256 MiB): bigger ones would exhaust memory, not fail cleanly.
+pub(crate) const MAX_STRING_LEN: usize = 1 << 28;
+/// Longest list the evaluator builds (16 Mi elements).
+pub(crate) const MAX_LIST_LEN: usize = 1 << 24;
+
+pub(crate) fn check_string_len(n: usize) -> Result<()> {
+    if n > MAX_STRING_LEN {
+        return Err(err(
+            EvalErrorKind::Eval,
+            format!("string of {n} bytes is too long (limit {MAX_STRING_LEN})"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_list_len(n: usize) -> Result<()> {
+    if n > MAX_LIST_LEN {
+        return Err(err(
+            EvalErrorKind::Eval,
+            format!("list of {n} elements is too long (limit {MAX_LIST_LEN})"),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn as_float(v: &V) -> f64 {

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::rc::Rc;
 
 use super::value::{Thunk, V};
-use super::{Evaluator, Result};
+use super::{Evaluator, IResult as Result};
 
 /// A double as `std::ostream << double` prints it: `%g` with 6 significant digits.
 pub(crate) fn format_float(f: f64) -> String {
@@ -94,12 +94,32 @@ impl Evaluator {
         };
         let mut out = String::new();
         let mut seen = HashSet::new();
-        print_rec(&v, &mut out, &mut seen);
+        let guard = StackGuard {
+            base: super::machine::stack_pointer(),
+            budget: self
+                .options()
+                .stack_budget
+                .saturating_sub(self.stack_used()),
+        };
+        print_rec(&v, &mut out, &mut seen, &guard)?;
         Ok(out)
     }
 }
 
-fn print_rec(v: &V, out: &mut String, seen: &mut HashSet<usize>) {
+/// The printer recurses over already evaluated values, which can nest arbitrarily deep (`foldl'` builds
+/// them): it checks the native stack like evaluation does.
+struct StackGuard {
+    base: usize,
+    budget: usize,
+}
+
+fn print_rec(v: &V, out: &mut String, seen: &mut HashSet<usize>, guard: &StackGuard) -> Result<()> {
+    if guard.base.abs_diff(super::machine::stack_pointer()) > guard.budget {
+        return Err(super::machine::err(
+            super::EvalErrorKind::TooDeep,
+            "value nested too deeply to print",
+        ));
+    }
     match v {
         V::Null => out.push_str("null"),
         V::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -111,7 +131,7 @@ fn print_rec(v: &V, out: &mut String, seen: &mut HashSet<usize>) {
             // Nix shares one empty set, which never prints as repeated.
             if !a.entries.is_empty() && !seen.insert(Rc::as_ptr(a) as *const u8 as usize) {
                 out.push_str("«repeated»");
-                return;
+                return Ok(());
             }
             out.push_str("{ ");
             for (n, x, _) in &a.entries {
@@ -121,7 +141,7 @@ fn print_rec(v: &V, out: &mut String, seen: &mut HashSet<usize>) {
                     out.push_str(&escape_string(n));
                 }
                 out.push_str(" = ");
-                print_rec(x, out, seen);
+                print_rec(x, out, seen, guard)?;
                 out.push_str("; ");
             }
             out.push('}');
@@ -129,11 +149,11 @@ fn print_rec(v: &V, out: &mut String, seen: &mut HashSet<usize>) {
         V::List(l) => {
             if !l.is_empty() && !seen.insert(Rc::as_ptr(l) as *const u8 as usize) {
                 out.push_str("«repeated»");
-                return;
+                return Ok(());
             }
             out.push_str("[ ");
             for x in l.iter() {
-                print_rec(x, out, seen);
+                print_rec(x, out, seen, guard)?;
                 out.push(' ');
             }
             out.push(']');
@@ -150,11 +170,12 @@ fn print_rec(v: &V, out: &mut String, seen: &mut HashSet<usize>) {
                 _ => None,
             };
             match done {
-                Some(x) => print_rec(&x, out, seen),
+                Some(x) => print_rec(&x, out, seen, guard)?,
                 None => out.push_str("<CODE>"),
             }
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! - collating elements and equivalence classes (`[[.a.]]`, `[[=a=]]`) are not supported.
 
 use super::machine::err;
-use super::{EvalErrorKind, Result};
+use super::{EvalErrorKind, IResult as Result};
 
 /// Translates and compiles `pattern`; `anchored` for `match`, which must match the whole string.
 pub(crate) fn compile(pattern: &str, anchored: bool) -> Result<regex::Regex> {

@@ -39,7 +39,7 @@ pub(crate) enum V {
     /// An absolute, canonical path.
     Path(Rc<str>),
     Attrs(Rc<Attrs>),
-    List(Rc<Vec<V>>),
+    List(Rc<NixList>),
     Lambda(Rc<Closure>),
     /// A builtin, possibly partially applied.
     PrimOp(Rc<PrimApp>),
@@ -175,4 +175,127 @@ pub(crate) fn with_env(ns: V, parent: Env) -> Env {
         with: Some(ns),
         parent: Some(parent),
     })
+}
+
+/// A list's elements. A newtype so that dropping a deeply nested list cannot recurse.
+#[derive(Debug, Default)]
+pub(crate) struct NixList(pub Vec<V>);
+
+impl NixList {
+    pub fn new(items: Vec<V>) -> NixList {
+        NixList(items)
+    }
+}
+
+impl std::ops::Deref for NixList {
+    type Target = Vec<V>;
+    fn deref(&self) -> &Vec<V> {
+        &self.0
+    }
+}
+
+// Dropping nested values: a million nested sets or lists (easy to build with `foldl'`) would otherwise
+// overflow the stack through recursive `Drop`. Each container hands its children to a work list; a child
+// that is uniquely owned is emptied into the list before it is dropped, so drops never nest.
+
+impl Drop for Attrs {
+    fn drop(&mut self) {
+        if self.entries.is_empty() {
+            return;
+        }
+        dispose(self.entries.drain(..).map(|(_, v, _)| v).collect());
+    }
+}
+
+impl Drop for NixList {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        dispose(std::mem::take(&mut self.0));
+    }
+}
+
+impl Drop for EnvFrame {
+    fn drop(&mut self) {
+        let mut stack: Vec<V> = std::mem::take(self.slots.get_mut());
+        if let Some(w) = self.with.take() {
+            stack.push(w);
+        }
+        let mut envs: Vec<Env> = self.parent.take().into_iter().collect();
+        if stack.is_empty() && envs.is_empty() {
+            return;
+        }
+        dispose_all(&mut stack, &mut envs);
+    }
+}
+
+fn dispose(mut stack: Vec<V>) {
+    let mut envs = Vec::new();
+    dispose_all(&mut stack, &mut envs);
+}
+
+/// Empties uniquely owned containers into the work lists, so that dropping them does not recurse.
+fn dispose_all(stack: &mut Vec<V>, envs: &mut Vec<Env>) {
+    loop {
+        if let Some(v) = stack.pop() {
+            match v {
+                V::Attrs(mut rc) => {
+                    if let Some(a) = Rc::get_mut(&mut rc) {
+                        stack.extend(a.entries.drain(..).map(|(_, v, _)| v));
+                    }
+                }
+                V::List(mut rc) => {
+                    if let Some(l) = Rc::get_mut(&mut rc) {
+                        stack.append(&mut l.0);
+                    }
+                }
+                V::Thunk(rc) if Rc::strong_count(&rc) == 1 => {
+                    let mut t = rc.borrow_mut();
+                    match &mut *t {
+                        Thunk::Done(x) => stack.push(std::mem::replace(x, V::Null)),
+                        Thunk::Apply(f, x) => {
+                            stack.push(std::mem::replace(f, V::Null));
+                            stack.push(std::mem::replace(x, V::Null));
+                        }
+                        Thunk::Expr(_, env) => {
+                            if let Some(frame) = Rc::get_mut(env) {
+                                empty_frame(frame, stack, envs);
+                            }
+                        }
+                        Thunk::Blackhole => {}
+                    }
+                }
+                V::Lambda(mut rc) => {
+                    if let Some(c) = Rc::get_mut(&mut rc)
+                        && let Some(frame) = Rc::get_mut(&mut c.env)
+                    {
+                        empty_frame(frame, stack, envs);
+                    }
+                }
+                V::PrimOp(mut rc) => {
+                    if let Some(p) = Rc::get_mut(&mut rc) {
+                        stack.append(&mut p.args);
+                    }
+                }
+                _ => {}
+            }
+        } else if let Some(mut env) = envs.pop() {
+            if let Some(frame) = Rc::get_mut(&mut env) {
+                empty_frame(frame, stack, envs);
+            }
+        } else {
+            break;
+        }
+    }
+}
+
+fn empty_frame(frame: &mut EnvFrame, stack: &mut Vec<V>, envs: &mut Vec<Env>) {
+    stack.append(frame.slots.get_mut());
+    if let Some(w) = frame.with.take() {
+        stack.push(w);
+    }
+    if let Some(p) = frame.parent.take() {
+        envs.push(p);
+    }
 }
