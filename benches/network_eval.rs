@@ -8,6 +8,12 @@
 //!
 //! It checks that ferry and Nix produce the same JSON, then prints the medians and the ratio.
 //!
+//! Measured 2026-11-22 (2 shared cores, load average 11-20 from other builds; ferry's discovery measured
+//! in-process from an optimised build of the eval/syntax/network layers, because the full release build did
+//! not finish in time): ferry 0.19-0.22 s CPU (0.29-0.8 s wall), nix-instantiate 0.19-0.21 s CPU (1.0 s
+//! wall): about 1x in CPU, far from the 20x target. Profile: rnix parsing of the 1,003 files and malloc
+//! dominate; the per-machine merge is no longer visible. `ferry lint` on the same network: 0.39 s wall.
+//!
 //! Run: `cargo bench --bench network_eval` (FERRY_BENCH_MACHINES=N and FERRY_BENCH_RUNS=R to change the size
 //! and the number of runs; defaults 1000 and 5).
 

@@ -196,7 +196,18 @@ impl Walker {
             let value = match self
                 .ev
                 .eval_file(f)
-                .and_then(|v| self.ev.apply_auto_args(&v))
+                .and_then(|v| {
+                    // NixOps calls a network file that is a function with the deployment's arguments
+                    // (here --arg/--argstr), even when there are none.
+                    if self.ev.type_name(&v)? != "lambda" {
+                        Ok(v)
+                    } else if self.ev.options().auto_args.is_empty() {
+                        let empty = self.ev.make_attrs(Vec::new());
+                        self.ev.call(&v, empty)
+                    } else {
+                        self.ev.apply_auto_args(&v)
+                    }
+                })
                 .and_then(|v| {
                     // Force the top level now: a file that is not an attribute set is reported here.
                     let t = self.ev.type_name(&v)?;
@@ -793,6 +804,9 @@ impl Walker {
 
     /// The last network file that defines machine `name` (one scan of each file's top level, cached).
     fn machine_file(&mut self, name: &str, files: &[PathBuf]) -> Option<PathBuf> {
+        if let [only] = files {
+            return Some(only.clone());
+        }
         if self.machine_files.is_none() {
             let mut map = HashMap::new();
             for f in files {

@@ -52,6 +52,29 @@ fn sort(d: &mut Vec<Diagnostic>) {
     d.dedup();
 }
 
+/// True when the file looks like a NixOS module rather than a network: a function whose pattern asks for
+/// module arguments (`{ config, pkgs, lib, ... }:`). Such a file cannot be evaluated on its own (the
+/// network that imports it provides the arguments), so lint gives it the static rules only.
+pub fn is_module_file(text: &str) -> bool {
+    use rnix::ast;
+    use rowan::ast::AstNode;
+    let parsed = parse_file(Path::new(""), text);
+    let Some(ast::Expr::Lambda(l)) = parsed.root.expr() else {
+        return false;
+    };
+    let Some(ast::Param::Pattern(p)) = l.param() else {
+        return false;
+    };
+    p.pat_entries().any(|e| {
+        e.ident().is_some_and(|i| {
+            matches!(
+                i.syntax().text().to_string().as_str(),
+                "config" | "pkgs" | "lib" | "options" | "modulesPath"
+            )
+        })
+    })
+}
+
 /// Lints a network: the static rules on every file it reaches, then the option rules.
 pub fn lint(files: &[PathBuf], opts: &LintOptions) -> Result<Vec<Diagnostic>> {
     if files.is_empty() {
@@ -60,6 +83,7 @@ pub fn lint(files: &[PathBuf], opts: &LintOptions) -> Result<Vec<Diagnostic>> {
     let mut out = Vec::new();
     let mut linted = HashSet::new();
     let mut parse_failed = false;
+    let mut networks = Vec::new();
     for f in files {
         let abs = std::path::absolute(f).map_err(|source| Error::Io {
             path: f.clone(),
@@ -72,10 +96,13 @@ pub fn lint(files: &[PathBuf], opts: &LintOptions) -> Result<Vec<Diagnostic>> {
         let d = lint_source(&abs, &text);
         parse_failed |= d.iter().any(|d| d.code == Code::ParseError);
         out.extend(d);
+        if !is_module_file(&text) {
+            networks.push(abs.clone());
+        }
         linted.insert(abs);
     }
-    if opts.evaluate && !parse_failed {
-        let discovery = discover(files, &opts.discover)?;
+    if opts.evaluate && !parse_failed && !networks.is_empty() {
+        let discovery = discover(&networks, &opts.discover)?;
         let nixpkgs = find_nixpkgs(&opts.discover.eval.search_path);
         for f in &discovery.files {
             // nixpkgs' own modules are not the user's to fix.
