@@ -30,7 +30,12 @@ async fn closure_of(d: &Daemon, top: &StorePath) -> Vec<ValidPathInfo> {
         .unwrap()
 }
 
-fn options(d: &Daemon, targets: Vec<Endpoint>, roots: Vec<StorePath>, cache: &std::path::Path) -> CopyOptions {
+fn options(
+    d: &Daemon,
+    targets: Vec<Endpoint>,
+    roots: Vec<StorePath>,
+    cache: &std::path::Path,
+) -> CopyOptions {
     CopyOptions::new(source(d), targets, roots, NarCache::open(cache, 3).unwrap())
 }
 
@@ -44,7 +49,11 @@ async fn run(o: CopyOptions) -> CopyReport {
 /// Every host holds exactly `closure` (nothing else), and verifies clean.
 fn assert_holds_exactly(fleet: &Fleet, i: usize, closure: &BTreeSet<String>) {
     fleet.assert_verifies(i);
-    assert_eq!(&fleet.valid_paths(i), closure, "host{i} holds exactly the closure");
+    assert_eq!(
+        &fleet.valid_paths(i),
+        closure,
+        "host{i} holds exactly the closure"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,7 +67,12 @@ async fn four_hosts_each_holding_different_parts_get_exactly_the_closure() {
     let cache = cache_dir();
     // host0 has nothing; host1 the bottom third; host2 two thirds; host3 all but the top.
     for (host, k) in [(1usize, 7usize), (2, 15), (3, 22)] {
-        let o = options(&src, vec![fleet.endpoint(host, "root")], vec![infos[k].path.clone()], cache.path());
+        let o = options(
+            &src,
+            vec![fleet.endpoint(host, "root")],
+            vec![infos[k].path.clone()],
+            cache.path(),
+        );
         let r = run(o).await;
         assert!(r.ok(), "{r:?}");
     }
@@ -69,7 +83,11 @@ async fn four_hosts_each_holding_different_parts_get_exactly_the_closure() {
     assert!(r.ok(), "{r:?}");
     for (i, t) in r.targets.iter().enumerate() {
         assert_eq!(t.present, before[i], "{t:?}");
-        assert_eq!(t.paths_copied, 24 - before[i], "only the missing paths are sent: {t:?}");
+        assert_eq!(
+            t.paths_copied,
+            24 - before[i],
+            "only the missing paths are sent: {t:?}"
+        );
         assert!(t.wire_bytes > 0 || t.paths_copied == 0);
         assert_holds_exactly(&fleet, i, &all);
     }
@@ -87,17 +105,35 @@ async fn a_second_run_is_served_from_the_cache_without_nar_from_path() {
     let all = path_set(infos.iter().map(|i| &i.path));
     let fleet = Fleet::up(2);
     let cache = cache_dir();
-    let r1 = run(options(&src, vec![fleet.endpoint(0, "root")], vec![top.clone()], cache.path())).await;
+    let r1 = run(options(
+        &src,
+        vec![fleet.endpoint(0, "root")],
+        vec![top.clone()],
+        cache.path(),
+    ))
+    .await;
     assert!(r1.ok(), "{r1:?}");
     assert_eq!(r1.stats.nar_from_path, 12, "each NAR read once");
     assert_eq!(r1.stats.cache_hits, 0);
     // A no-op copy reads nothing at all.
-    let noop = run(options(&src, vec![fleet.endpoint(0, "root")], vec![top.clone()], cache.path())).await;
+    let noop = run(options(
+        &src,
+        vec![fleet.endpoint(0, "root")],
+        vec![top.clone()],
+        cache.path(),
+    ))
+    .await;
     assert!(noop.ok());
     assert_eq!(noop.targets[0].paths_copied, 0);
     assert_eq!(noop.stats.nar_from_path + noop.stats.cache_hits, 0);
     // Another host: every NAR comes from the cache, the source daemon's NarFromPath is not called.
-    let r2 = run(options(&src, vec![fleet.endpoint(1, "root")], vec![top.clone()], cache.path())).await;
+    let r2 = run(options(
+        &src,
+        vec![fleet.endpoint(1, "root")],
+        vec![top.clone()],
+        cache.path(),
+    ))
+    .await;
     assert!(r2.ok(), "{r2:?}");
     assert_eq!(r2.stats.nar_from_path, 0);
     assert_eq!(r2.stats.cache_hits, 12);
@@ -116,15 +152,30 @@ async fn a_corrupt_cache_entry_is_detected_removed_and_read_again() {
     let nar_cache = NarCache::open(cache.path(), 3).unwrap();
     // Fill the cache by copying to the host, then wipe nothing but corrupt one entry: a valid
     // zstd frame of the wrong bytes.
-    let r = run(options(&src, vec![fleet.endpoint(0, "root")], vec![infos[0].path.clone()], cache.path())).await;
+    let r = run(options(
+        &src,
+        vec![fleet.endpoint(0, "root")],
+        vec![infos[0].path.clone()],
+        cache.path(),
+    ))
+    .await;
     assert!(r.ok());
     let entry = nar_cache.entry(&infos[0].nar_hash);
     let wrong = vec![b'x'; infos[0].nar_size as usize];
     std::fs::write(&entry, zstd::bulk::compress(&wrong, 1).unwrap()).unwrap();
     let fleet2 = Fleet::up(1);
-    let r = run(options(&src, vec![fleet2.endpoint(0, "root")], vec![top.clone()], cache.path())).await;
+    let r = run(options(
+        &src,
+        vec![fleet2.endpoint(0, "root")],
+        vec![top.clone()],
+        cache.path(),
+    ))
+    .await;
     assert!(r.ok(), "{r:?}");
-    assert_eq!(r.targets[0].retries, 1, "one retry after the corrupt entry: {r:?}");
+    assert_eq!(
+        r.targets[0].retries, 1,
+        "one retry after the corrupt entry: {r:?}"
+    );
     assert_holds_exactly(&fleet2, 0, &all);
 }
 
@@ -155,8 +206,15 @@ async fn a_host_that_dies_mid_copy_fails_alone_and_a_rerun_completes_it() {
         }
     }
     assert!(killed, "host1 got a batch");
-    let r = tokio::time::timeout(LIMIT, copy).await.unwrap().unwrap().unwrap();
-    assert!(r.targets[0].ok() && r.targets[2].ok(), "the others finish: {r:?}");
+    let r = tokio::time::timeout(LIMIT, copy)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        r.targets[0].ok() && r.targets[2].ok(),
+        "the others finish: {r:?}"
+    );
     let t1 = &r.targets[1];
     assert!(!t1.ok(), "{t1:?}");
     assert_eq!(t1.retries, 2, "bounded retries: {t1:?}");
@@ -168,11 +226,24 @@ async fn a_host_that_dies_mid_copy_fails_alone_and_a_rerun_completes_it() {
     fleet.assert_verifies(1);
     let partial = fleet.valid_paths(1);
     // Nix registers the paths of a batch one by one: those before the kill are valid too.
-    assert!(partial.len() >= t1.paths_copied && partial.len() < 40, "{partial:?}");
+    assert!(
+        partial.len() >= t1.paths_copied && partial.len() < 40,
+        "{partial:?}"
+    );
     assert!(partial.is_subset(&all));
-    let r = run(options(&src, vec![fleet.endpoint(1, "root")], vec![top.clone()], cache.path())).await;
+    let r = run(options(
+        &src,
+        vec![fleet.endpoint(1, "root")],
+        vec![top.clone()],
+        cache.path(),
+    ))
+    .await;
     assert!(r.ok(), "{r:?}");
-    assert_eq!(r.targets[0].paths_copied, 40 - partial.len(), "the re-run sends only what is missing");
+    assert_eq!(
+        r.targets[0].paths_copied,
+        40 - partial.len(),
+        "the re-run sends only what is missing"
+    );
     assert_eq!(r.stats.nar_from_path, 0, "and reads it from the cache");
     assert_holds_exactly(&fleet, 1, &all);
 }
@@ -202,9 +273,16 @@ async fn a_cancelled_copy_leaves_no_invalid_or_partial_path() {
             }
         }
     }
-    let r = tokio::time::timeout(LIMIT, copy).await.unwrap().unwrap().unwrap();
+    let r = tokio::time::timeout(LIMIT, copy)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     for (i, t) in r.targets.iter().enumerate() {
-        assert!(t.error.as_deref().unwrap_or("").contains("cancelled"), "{t:?}");
+        assert!(
+            t.error.as_deref().unwrap_or("").contains("cancelled"),
+            "{t:?}"
+        );
         fleet.assert_verifies(i);
         let valid = fleet.valid_paths(i);
         assert!(valid.len() < all.len(), "host{i} was interrupted");
@@ -234,7 +312,13 @@ async fn signed_copy_as_an_untrusted_user() {
     fleet.trust_key(1, &key.public_key().to_nix_string());
     let cache = cache_dir();
     // Unsigned, the untrusted user is refused (not retried: the daemon said no).
-    let r = run(options(&src, vec![fleet.endpoint(0, "ferry-untrusted")], vec![top.clone()], cache.path())).await;
+    let r = run(options(
+        &src,
+        vec![fleet.endpoint(0, "ferry-untrusted")],
+        vec![top.clone()],
+        cache.path(),
+    ))
+    .await;
     assert!(!r.ok());
     assert_eq!(r.targets[0].retries, 0, "{r:?}");
     assert!(
@@ -243,7 +327,9 @@ async fn signed_copy_as_an_untrusted_user() {
     );
     assert!(fleet.valid_paths(0).is_empty());
     // Signed, both hosts accept it.
-    let targets = (0..2).map(|i| fleet.endpoint(i, "ferry-untrusted")).collect();
+    let targets = (0..2)
+        .map(|i| fleet.endpoint(i, "ferry-untrusted"))
+        .collect();
     let mut o = options(&src, targets, vec![top.clone()], cache.path());
     o.sign_key = Some(key);
     let r = run(o).await;
@@ -288,7 +374,10 @@ async fn a_slow_host_does_not_slow_the_others() {
     let slow = r.targets[2].seconds;
     assert!(slow >= 10.0, "the shaped host is slow: {r:?}");
     for t in &r.targets[..2] {
-        assert!(t.seconds < slow / 2.0, "fast hosts finish long before the slow one: {r:?}");
+        assert!(
+            t.seconds < slow / 2.0,
+            "fast hosts finish long before the slow one: {r:?}"
+        );
     }
     for i in 0..3 {
         assert_holds_exactly(&fleet, i, &all);

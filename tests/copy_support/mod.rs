@@ -189,7 +189,18 @@ impl Fleet {
             .open(hd.join("log/sshd.log"))
             .unwrap();
         Command::new("setsid")
-            .args(["nsenter", "-t", &holder, "-m", "-p", "--", "/usr/sbin/sshd", "-D", "-e", "-f"])
+            .args([
+                "nsenter",
+                "-t",
+                &holder,
+                "-m",
+                "-p",
+                "--",
+                "/usr/sbin/sshd",
+                "-D",
+                "-e",
+                "-f",
+            ])
             .arg(hd.join("etc/ssh/sshd_config"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -242,7 +253,9 @@ pub fn cache_dir() -> tempfile::TempDir {
         .unwrap()
 }
 
-pub fn path_set<'a>(paths: impl IntoIterator<Item = &'a ferry::store::StorePath>) -> BTreeSet<String> {
+pub fn path_set<'a>(
+    paths: impl IntoIterator<Item = &'a ferry::store::StorePath>,
+) -> BTreeSet<String> {
     paths.into_iter().map(|p| p.to_absolute()).collect()
 }
 
