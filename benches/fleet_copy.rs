@@ -57,7 +57,7 @@ fn build_real() -> String {
     let mut groups: Vec<Vec<String>> = vec![Vec::new(); 400];
     let mut total = 0u64;
     for (k, (p, s)) in files.iter().enumerate() {
-        if total > 320 << 20 {
+        if total > 340 << 20 {
             break;
         }
         groups[k % 400].push(p.clone());
