@@ -123,7 +123,7 @@ impl NarCache {
         let result = match (read, written) {
             (Err(source), _) => Err(Error::Daemon {
                 host: host.to_string(),
-                source,
+                source: Box::new(source),
             }),
             (Ok(()), Err(e)) => Err(e),
             (Ok(()), Ok(compressed_bytes)) => Ok(Filled {
@@ -169,10 +169,10 @@ impl NarCache {
                         // client's sink error, which it attributes to its own connection.
                         failure = Some(Error::Daemon {
                             host: String::new(),
-                            source: crate::daemon::Error::Sink {
+                            source: Box::new(crate::daemon::Error::Sink {
                                 op: crate::daemon::Op::AddMultipleToStore,
                                 source,
-                            },
+                            }),
                         });
                         break;
                     }

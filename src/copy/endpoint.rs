@@ -61,7 +61,7 @@ impl Endpoint {
                 Some(Arc::new(SshSession::connect(target, opts).await.map_err(
                     |source| Error::Ssh {
                         host: name.clone(),
-                        source,
+                        source: Box::new(source),
                     },
                 )?))
             }
@@ -103,7 +103,7 @@ impl Connection {
     pub async fn open_client(&self) -> Result<Client> {
         let daemon_err = |source| Error::Daemon {
             host: self.name.clone(),
-            source,
+            source: Box::new(source),
         };
         let stream: Box<dyn ByteStream> = match (&self.endpoint, &self.session) {
             (Endpoint::Ssh { .. }, Some(session)) => {
@@ -112,7 +112,7 @@ impl Connection {
                     .await
                     .map_err(|source| Error::Ssh {
                         host: self.name.clone(),
-                        source,
+                        source: Box::new(source),
                     })?;
                 Box::new(s)
             }

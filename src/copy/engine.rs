@@ -293,7 +293,7 @@ pub async fn copy(
         .await
         .map_err(|e| Error::Daemon {
             host: source_name.clone(),
-            source: e,
+            source: Box::new(e),
         })?;
     if let Some(key) = &opts.sign_key {
         for info in &mut infos {
@@ -472,7 +472,7 @@ async fn attempt_once(
     let host = report.target.clone();
     let daemon_err = |source| Error::Daemon {
         host: host.clone(),
-        source,
+        source: Box::new(source),
     };
     let conn = check_send(endpoint.connect()).await?;
     let mut first = conn.open_client().await?;
@@ -650,7 +650,7 @@ async fn upload_batch(
             };
             match step.await {
                 Ok(_) => Ok(()),
-                Err(Error::Daemon { source, .. }) => Err(source),
+                Err(Error::Daemon { source, .. }) => Err(*source),
                 Err(e) => {
                     let msg = e.to_string();
                     *ours.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
@@ -671,7 +671,7 @@ async fn upload_batch(
         (Err(_), Some(e)) => Err(e),
         (Err(source), None) => Err(Error::Daemon {
             host: host.to_string(),
-            source,
+            source: Box::new(source),
         }),
     }
 }

@@ -42,13 +42,13 @@ pub enum Error {
     Ssh {
         host: String,
         #[source]
-        source: crate::ssh::Error,
+        source: Box<crate::ssh::Error>,
     },
     #[error("{host}: {source}")]
     Daemon {
         host: String,
         #[source]
-        source: crate::daemon::Error,
+        source: Box<crate::daemon::Error>,
     },
     #[error("{host}: cannot sign {path}: {source}")]
     Sign {
@@ -79,7 +79,7 @@ impl Error {
         use crate::ssh::Error as S;
         match self {
             Error::Ssh { source, .. } => !matches!(
-                source,
+                **source,
                 S::InvalidTarget { .. }
                     | S::Config { .. }
                     | S::KeyPermissions { .. }
@@ -93,7 +93,7 @@ impl Error {
                     | S::Escalation { .. }
             ),
             Error::Daemon { source, .. } => matches!(
-                source,
+                **source,
                 D::Connect { .. }
                     | D::Io { .. }
                     | D::Disconnected { .. }
