@@ -44,17 +44,14 @@ fn main() {
     );
     eprintln!("building a {mib} MiB store path…");
     let out = Command::new("nix-build")
-        .args([
-            "--no-out-link",
-            "--option",
-            "substituters",
-            "",
-            "-E",
-            &expr,
-        ])
+        .args(["--no-out-link", "--option", "substituters", "", "-E", &expr])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let path = common::store_path(std::str::from_utf8(&out.stdout).unwrap());
 
     let src = Daemon::host();
@@ -89,7 +86,10 @@ fn main() {
     let after_copy = vm_hwm_kib();
 
     let gib = info.nar_size as f64 / f64::from(1 << 30);
-    println!("nar_stream_memory: NAR of {:.2} GiB ({} bytes)", gib, info.nar_size);
+    println!(
+        "nar_stream_memory: NAR of {:.2} GiB ({} bytes)",
+        gib, info.nar_size
+    );
     println!("  peak RSS before streaming:                {before:>7} KiB");
     println!(
         "  after NarFromPath → sink ({:.2} s):        {:>7} KiB",

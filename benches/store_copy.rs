@@ -89,7 +89,10 @@ fn main() {
     let rounds = env_or("FERRY_BENCH_ROUNDS", 3);
     // A stable nonce: the closure is built once and reused by later runs.
     let nonce = format!("ferry-bench-store-copy-{paths}-{blob}");
-    eprintln!("building a {}-path closure ({blob} random bytes per path)…", paths + 1);
+    eprintln!(
+        "building a {}-path closure ({blob} random bytes per path)…",
+        paths + 1
+    );
     let top = common::build_chain_with_nonce(paths, blob, &nonce);
     let src = Daemon::host();
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod exec;
-pub mod ssh;
 pub mod logging;
 pub mod path_info;
+pub mod ssh;
 
 /// ferry: deploy NixOS networks to fleets of machines.
 #[derive(Debug, Parser)]
