@@ -300,3 +300,30 @@ async fn sudo_password_is_sent_on_prompt_only() {
     .unwrap();
     assert!(!out.status.success());
 }
+
+#[tokio::test]
+async fn pty_mode_allocates_a_terminal_of_the_requested_size() {
+    let sshd = Sshd::start();
+    let s = connect(&sshd).await;
+    let pty = ferry::ssh::PtyRequest {
+        term: "xterm".into(),
+        cols: 100,
+        rows: 40,
+    };
+    let p = s
+        .exec_pty(Some("tty; stty size; echo $TERM"), &pty)
+        .await
+        .unwrap();
+    let out = p.wait_with_output().await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    // A PTY turns \n into \r\n, and stderr is merged into it.
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert!(lines[0].starts_with("/dev/pts/"), "{text}");
+    assert_eq!(lines[1], "40 100", "{text}");
+    assert_eq!(lines[2], "xterm", "{text}");
+
+    // Without a PTY there is no terminal.
+    let out = run(&s, "tty").await;
+    assert_eq!(out.stdout, b"not a tty\n");
+}
