@@ -49,6 +49,14 @@ impl Fleet {
             .args(extra)
             .output()
             .expect("dev/fleet must run (root, nix-bin, openssh-server)");
+        if !out.status.success() {
+            // dev/fleet's own clean-up after a failed `up` can miss hosts: stop whatever started
+            // before the temp dir (and with it the pid files) goes away.
+            let _ = Command::new(format!("{REPO}/dev/fleet"))
+                .args(["down", "--dir"])
+                .arg(&dir)
+                .output();
+        }
         check("dev/fleet up", &out);
         Fleet { dir, n, _tmp: tmp }
     }
