@@ -16,7 +16,7 @@ mod sshd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferry::ssh::{ConnectOptions, SshSession};
+use ferry::ssh::{ConnectOptions, SshSession, Target};
 use sshd::Sshd;
 use tokio::io::AsyncWriteExt;
 
@@ -29,6 +29,16 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 /// OpenSSH client arguments for the throwaway server: no user config, no agent, no connection sharing.
 fn openssh(sshd: &Sshd, known_hosts: &std::path::Path, cipher: Option<&str>) -> Command {
+    openssh_as(sshd, known_hosts, cipher, "root")
+}
+
+/// [`openssh`] as another remote user.
+fn openssh_as(
+    sshd: &Sshd,
+    known_hosts: &std::path::Path,
+    cipher: Option<&str>,
+    user: &str,
+) -> Command {
     let mut c = Command::new("ssh");
     c.args(["-F", "/dev/null", "-i"])
         .arg(&sshd.client_key)
@@ -41,7 +51,8 @@ fn openssh(sshd: &Sshd, known_hosts: &std::path::Path, cipher: Option<&str>) -> 
     if let Some(cipher) = cipher {
         c.args(["-c", cipher]);
     }
-    c.arg("root@127.0.0.1").env_remove("SSH_AUTH_SOCK");
+    c.arg(format!("{user}@127.0.0.1"))
+        .env_remove("SSH_AUTH_SOCK");
     c
 }
 
@@ -113,9 +124,15 @@ fn main() {
         String::from_utf8_lossy(&Command::new("ssh").arg("-V").output().unwrap().stderr).trim()
     );
 
-    // 1. Latency.
+    // 1. Latency. Both sides run the commands as the plain test user (login shell /bin/sh): root's
+    // ~/.bashrc on the project's machines runs `pyenv init`, which bash sources for every command sshd
+    // starts and which costs ~100 ms per command for both tools; that measures the machine's dotfiles,
+    // not the transport.
+    sshd::ensure_test_user();
+    let user_target =
+        Target::parse(&format!("{}@127.0.0.1:{}", sshd::TEST_USER, sshd.port)).unwrap();
     let ferry_cmds = rt.block_on(async {
-        let session = SshSession::connect(&sshd.target(), &opts).await.unwrap();
+        let session = SshSession::connect(&user_target, &opts).await.unwrap();
         // One warm-up command, not counted.
         session
             .exec("true")
@@ -139,7 +156,7 @@ fn main() {
     });
     let t = Instant::now();
     for _ in 0..n {
-        let st = openssh(&sshd, &kh, None)
+        let st = openssh_as(&sshd, &kh, None, sshd::TEST_USER)
             .arg("true")
             .stdin(Stdio::null())
             .status()
@@ -148,7 +165,7 @@ fn main() {
     }
     let openssh_cmds = t.elapsed();
     println!();
-    println!("{n} sequential `true`:");
+    println!("{n} sequential `true` (as {}):", sshd::TEST_USER);
     println!(
         "  ferry (one connection) {:>9.1} ms  ({:.2} ms/command)",
         ferry_cmds.as_secs_f64() * 1e3,
