@@ -501,6 +501,21 @@ impl SshSession {
             );
             preferred.key = Cow::Owned(order);
         }
+        if opts.ciphers.is_empty() && cpu_has_fast_aes() {
+            // With AES-NI, AES-GCM is the fastest cipher russh offers (measured in benches/ssh.rs: about 1.1x
+            // OpenSSH's time for a 256 MiB stream, against 1.6-1.9x with chacha20-poly1305, which russh runs
+            // slower than OpenSSH does). The server still picks from what both sides offer.
+            let gcm = [russh::cipher::AES_256_GCM, russh::cipher::AES_128_GCM];
+            let mut order: Vec<russh::cipher::Name> = gcm.to_vec();
+            order.extend(
+                preferred
+                    .cipher
+                    .iter()
+                    .filter(|c| !gcm.contains(c))
+                    .cloned(),
+            );
+            preferred.cipher = Cow::Owned(order);
+        }
         if !opts.ciphers.is_empty() {
             let mut order = Vec::new();
             for c in &opts.ciphers {
@@ -1271,5 +1286,22 @@ mod tests {
             message: String::new(),
         };
         assert_eq!(s.shell_code(), 137);
+    }
+}
+
+/// Whether the CPU has the AES and carry-less multiplication instructions that make AES-GCM fast.
+fn cpu_has_fast_aes() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
     }
 }
