@@ -1254,6 +1254,23 @@ impl RemoteProcess {
     }
 }
 
+/// Whether the CPU has the AES and carry-less multiplication instructions that make AES-GCM fast.
+fn cpu_has_fast_aes() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -1286,22 +1303,5 @@ mod tests {
             message: String::new(),
         };
         assert_eq!(s.shell_code(), 137);
-    }
-}
-
-/// Whether the CPU has the AES and carry-less multiplication instructions that make AES-GCM fast.
-fn cpu_has_fast_aes() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("aes")
-            && std::arch::is_x86_feature_detected!("pclmulqdq")
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        std::arch::is_aarch64_feature_detected!("aes")
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        false
     }
 }

@@ -196,6 +196,9 @@ impl Fleet {
             .append(true)
             .open(hd.join("log/sshd.log"))
             .unwrap();
+        // sshd runs until the fleet is torn down (`dev/fleet down` kills everything in the host's PID
+        // namespace, and the holder reaps it), so its handle is dropped on purpose.
+        #[allow(clippy::zombie_processes)]
         Command::new("setsid")
             .args([
                 "nsenter",
