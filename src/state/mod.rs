@@ -410,10 +410,7 @@ impl State {
         }
         let path = self.path.clone();
         let tx = self.write_tx()?;
-        let sql = |op: &'static str| {
-            let path = path.clone();
-            move |source| Error::Sqlite { op, path, source }
-        };
+        let sql = |op| sql_error(&path, op);
         for full in deployments {
             let d = &full.deployment;
             let clash = tx
@@ -490,10 +487,7 @@ impl State {
         }
         let path = self.path.clone();
         let tx = self.write_tx()?;
-        let sql = |op: &'static str| {
-            let path = path.clone();
-            move |source| Error::Sqlite { op, path, source }
-        };
+        let sql = |op| sql_error(&path, op);
         if let Some(name) = &changes.name {
             let clash: Option<String> = tx
                 .query_row(
@@ -640,10 +634,7 @@ impl State {
     pub fn add_known_host(&mut self, uuid: &str, host: &KnownHost) -> Result<()> {
         let path = self.path.clone();
         let tx = self.write_tx()?;
-        let sql = |op: &'static str| {
-            let path = path.clone();
-            move |source| Error::Sqlite { op, path, source }
-        };
+        let sql = |op| sql_error(&path, op);
         tx.execute(
             "INSERT OR IGNORE INTO known_hosts (deployment, host, key) VALUES (?1, ?2, ?3)",
             params![uuid, host.host, host.key],
@@ -681,10 +672,7 @@ impl State {
         };
         let path = self.path.clone();
         let tx = self.write_tx()?;
-        let sql = |op: &'static str| {
-            let path = path.clone();
-            move |source| Error::Sqlite { op, path, source }
-        };
+        let sql = |op| sql_error(&path, op);
         for name in &targets {
             tx.execute(
                 "DELETE FROM machines WHERE deployment = ?1 AND name = ?2",
@@ -712,10 +700,7 @@ impl State {
         }
         let path = self.path.clone();
         let tx = self.write_tx()?;
-        let sql = |op: &'static str| {
-            let path = path.clone();
-            move |source| Error::Sqlite { op, path, source }
-        };
+        let sql = |op| sql_error(&path, op);
         tx.execute(
             "DELETE FROM deployments WHERE uuid = ?1",
             [&deployment.uuid],
@@ -730,10 +715,7 @@ impl State {
     pub fn begin_deploy(&mut self, uuid: &str, request: &DeployRequest) -> Result<DeployHandle> {
         let path = self.path.clone();
         let tx = self.write_tx()?;
-        let sql = |op: &'static str| {
-            let path = path.clone();
-            move |source| Error::Sqlite { op, path, source }
-        };
+        let sql = |op| sql_error(&path, op);
         let generation: i64 = tx
             .query_row(
                 "SELECT coalesce(max(generation), 0) + 1 FROM deploys WHERE deployment = ?1",
@@ -775,10 +757,7 @@ impl State {
         }
         let path = self.path.clone();
         let tx = self.write_tx()?;
-        let sql = |op: &'static str| {
-            let path = path.clone();
-            move |source| Error::Sqlite { op, path, source }
-        };
+        let sql = |op| sql_error(&path, op);
         let requested_by: String = tx
             .query_row(
                 "SELECT requested_by FROM deploys WHERE id = ?1",
@@ -797,10 +776,7 @@ impl State {
     pub fn finish_deploy(&mut self, deploy: DeployHandle) -> Result<()> {
         let path = self.path.clone();
         let tx = self.write_tx()?;
-        let sql = |op: &'static str| {
-            let path = path.clone();
-            move |source| Error::Sqlite { op, path, source }
-        };
+        let sql = |op| sql_error(&path, op);
         tx.execute(
             "UPDATE deploys SET finished_at = ?1 WHERE id = ?2",
             params![now(), deploy.id],
@@ -830,10 +806,7 @@ impl State {
         };
         let path = self.path.clone();
         let tx = self.write_tx()?;
-        let sql = |op: &'static str| {
-            let path = path.clone();
-            move |source| Error::Sqlite { op, path, source }
-        };
+        let sql = |op| sql_error(&path, op);
         let generation = insert_deploy(&tx, uuid, &record).map_err(sql("log deploy"))?;
         commit(tx, &path)?;
         Ok(generation)
@@ -1062,6 +1035,12 @@ fn not_ferry(conn: &Connection, path: PathBuf) -> Error {
     Error::NotFerry { path, hint }
 }
 
+/// A `map_err` adapter for a SQLite failure during `op` on the state file at `path`.
+pub(crate) fn sql_error(path: &Path, op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Sqlite { op, path, source }
+}
+
 /// Commit a write transaction.
 ///
 /// Debug builds honour `FERRY_TEST_PAUSE_BEFORE_COMMIT=<file>`: with every write of the transaction done, the
@@ -1069,11 +1048,7 @@ fn not_ferry(conn: &Connection, path: PathBuf) -> Error {
 /// previous state survives (tests/state_concurrency.rs, tests/state_migrations.rs). Release builds contain no such hook.
 fn commit(tx: Transaction<'_>, path: &Path) -> Result<()> {
     test_pause_before_commit();
-    tx.commit().map_err(|source| Error::Sqlite {
-        op: "commit",
-        path: path.to_path_buf(),
-        source,
-    })
+    tx.commit().map_err(sql_error(path, "commit"))
 }
 
 /// The test hook described at [`commit`]; a no-op in release builds.

@@ -104,10 +104,7 @@ pub fn read(path: &Path) -> Result<Vec<Imported>> {
     if !path.exists() {
         return Err(nixops_err(path, "no such file"));
     }
-    let sql = |op: &'static str| {
-        let path = path.to_path_buf();
-        move |source: rusqlite::Error| Error::Sqlite { op, path, source }
-    };
+    let sql = |op| super::sql_error(path, op);
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
