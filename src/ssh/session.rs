@@ -798,14 +798,51 @@ struct Authenticator<'a> {
 }
 
 impl Authenticator<'_> {
+    /// Offers the private key in `path`: `Some(description)` when the server accepts it; otherwise why not is
+    /// pushed onto `tried` (a load failure as `load_error` followed by the error, or a rejection).
+    async fn try_key_file(
+        &self,
+        handle: &mut Handle<Client>,
+        path: &Path,
+        label: &str,
+        load_error: String,
+        rsa_hash: Option<russh::keys::HashAlg>,
+        tried: &mut Vec<String>,
+    ) -> Result<Option<String>> {
+        let key = match load_private_key(path) {
+            Ok(key) => key,
+            Err(e) => {
+                tried.push(format!("{load_error}{e}"));
+                return Ok(None);
+            }
+        };
+        let what = format!(
+            "{label} {} ({})",
+            path.display(),
+            fingerprint(key.public_key())
+        );
+        let accepted = handle
+            .authenticate_publickey(
+                self.user,
+                PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash),
+            )
+            .await
+            .map_err(|source| Error::Protocol {
+                host: self.name.to_string(),
+                op: "authentication",
+                source,
+            })?
+            .success();
+        if accepted {
+            return Ok(Some(what));
+        }
+        tried.push(format!("{what}: rejected by the server"));
+        Ok(None)
+    }
+
     /// Returns a description of the method that worked, or [`Error::AuthFailed`] listing every attempt.
     async fn run(&self, handle: &mut Handle<Client>) -> Result<String> {
         let mut tried = Vec::new();
-        let protocol = |source| Error::Protocol {
-            host: self.name.to_string(),
-            op: "authentication",
-            source,
-        };
         let rsa_hash = handle
             .best_supported_rsa_hash()
             .await
@@ -815,23 +852,12 @@ impl Authenticator<'_> {
 
         // (1) The deployment's own key.
         if let Some(path) = self.identity {
-            match load_private_key(path) {
-                Err(e) => tried.push(format!("key {}: {e}", path.display())),
-                Ok(key) => {
-                    let what =
-                        format!("key {} ({})", path.display(), fingerprint(key.public_key()));
-                    let r = handle
-                        .authenticate_publickey(
-                            self.user,
-                            PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash),
-                        )
-                        .await
-                        .map_err(protocol)?;
-                    if r.success() {
-                        return Ok(what);
-                    }
-                    tried.push(format!("{what}: rejected by the server"));
-                }
+            let load_error = format!("key {}: ", path.display());
+            if let Some(what) = self
+                .try_key_file(handle, path, "key", load_error, rsa_hash, &mut tried)
+                .await?
+            {
+                return Ok(what);
             }
         } else {
             tried.push("no deployment key given".to_string());
@@ -905,26 +931,18 @@ impl Authenticator<'_> {
             if handle.is_closed() {
                 break;
             }
-            match load_private_key(path) {
-                Err(e) => tried.push(format!("IdentityFile {e}")),
-                Ok(key) => {
-                    let what = format!(
-                        "IdentityFile {} ({})",
-                        path.display(),
-                        fingerprint(key.public_key())
-                    );
-                    let r = handle
-                        .authenticate_publickey(
-                            self.user,
-                            PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash),
-                        )
-                        .await
-                        .map_err(protocol)?;
-                    if r.success() {
-                        return Ok(what);
-                    }
-                    tried.push(format!("{what}: rejected by the server"));
-                }
+            if let Some(what) = self
+                .try_key_file(
+                    handle,
+                    path,
+                    "IdentityFile",
+                    "IdentityFile ".into(),
+                    rsa_hash,
+                    &mut tried,
+                )
+                .await?
+            {
+                return Ok(what);
             }
         }
         if handle.is_closed() {
